@@ -1,0 +1,13 @@
+//! # danas
+//!
+//! Data-aware neural architecture search for TinyML: search the input data
+//! configuration (resolution, colour) and a MobileNetV2-family network jointly,
+//! under a real microcontroller's RAM, flash and latency limits.
+//!
+//! This facade re-exports the workspace crates:
+//! - [`core`]: data configurations, architectures, candidates, the blueprint and
+//!   the layer-graph IR;
+//! - [`space`]: search spaces, genomes and variation operators.
+
+pub use danas_core as core;
+pub use danas_space as space;
