@@ -11,3 +11,6 @@
 
 pub use danas_core as core;
 pub use danas_space as space;
+pub use danas_cost as cost;
+pub use danas_data as data;
+pub use danas_optim as optim;

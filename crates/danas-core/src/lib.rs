@@ -28,7 +28,7 @@ mod ir;
 mod precision;
 
 pub use arch::{Arch, LastConv, MBV2_STAGES, SEARCHABLE_STAGES, StageDef, StageKnobs, make_divisible};
-pub use batch::Batch;
+pub use batch::{Batch, BatchIter, BatchSource, SourceError, Split};
 pub use blueprint::{Block, Blueprint, ConvLayer, Head};
 pub use data::{Color, DataConfig};
 pub use error::CoreError;
