@@ -1,0 +1,68 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Errors of the search crate.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SearchError {
+    /// The file exists but is not a danas study.
+    #[error("{}: not a danas study ({reason})", path.display())]
+    NotAStudy {
+        /// The file.
+        path: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// Another process holds the study.
+    #[error("{}: the study is in use by another danas process (lock file {})", path.display(), lock.display())]
+    Locked {
+        /// The study file.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// A study already exists where a new one was to be created.
+    #[error("{}: a study already exists here; use `danas resume` or choose another --out", path.display())]
+    Exists {
+        /// The study file.
+        path: PathBuf,
+    },
+    /// A budget string could not be parsed.
+    #[error("invalid budget {input:?}: {reason}")]
+    Budget {
+        /// The input.
+        input: String,
+        /// Why.
+        reason: String,
+    },
+    /// A trial id the journal does not know.
+    #[error("unknown trial {0}")]
+    UnknownTrial(u64),
+    /// A database error, with the study file.
+    #[error("{}: database error: {source}", path.display())]
+    Db {
+        /// The study file.
+        path: PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// A stored value could not be (de)serialised.
+    #[error("{}: stored value {what} is malformed: {source}", path.display())]
+    Json {
+        /// The study file.
+        path: PathBuf,
+        /// Which value.
+        what: String,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+    /// An I/O error on a file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,14 @@
+//! # danas-search
+//!
+//! The search loop's durable parts: the study [`Journal`] (one SQLite file per
+//! study, one transaction per trial, an exclusive lock so two processes never
+//! write one study) and [`Budget`]s. The loop itself (ask → decode → cost gate →
+//! evaluate → tell → journal) builds on these.
+
+mod budget;
+mod error;
+mod journal;
+
+pub use budget::Budget;
+pub use error::SearchError;
+pub use journal::{Journal, STUDY_FORMAT, SupernetRecord, TrialRecord, TrialStatus};
