@@ -8,6 +8,7 @@
 mod budget;
 mod error;
 mod journal;
+pub mod report;
 
 pub use budget::Budget;
 pub use error::SearchError;

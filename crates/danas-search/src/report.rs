@@ -1,0 +1,492 @@
+//! Outputs of a study: `trials.csv`, `pareto.csv`, `pareto.json`, plots (SVG and
+//! PNG) and `report.md`, all rendered from the journal alone, so `danas report DIR`
+//! can re-render them at any time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{SearchError, TrialRecord, TrialStatus};
+
+/// The limits a study searched under, for shading the feasible region.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ReportLimits {
+    /// Arena (RAM) limit in bytes.
+    pub ram_bytes: Option<f64>,
+    /// Flash limit in bytes.
+    pub flash_bytes: Option<f64>,
+    /// Latency limit in milliseconds.
+    pub latency_ms: Option<f64>,
+}
+
+/// One trial flattened for tables and plots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRow {
+    /// Trial id.
+    pub id: u64,
+    /// Status.
+    pub status: TrialStatus,
+    /// Input resolution.
+    pub resolution: u32,
+    /// Colour encoding.
+    pub color: String,
+    /// Width multiplier.
+    pub alpha: f64,
+    /// Stage depths, e.g. `3,4,3,3,1`.
+    pub depths: String,
+    /// The whole architecture as text.
+    pub arch: String,
+    /// Validation accuracy.
+    pub val_accuracy: Option<f64>,
+    /// Validation balanced accuracy.
+    pub val_balanced_accuracy: Option<f64>,
+    /// Test accuracy (final stage only).
+    pub test_accuracy: Option<f64>,
+    /// Arena bytes (TFLM head + tail + scratch).
+    pub arena_bytes: Option<f64>,
+    /// Flash bytes (model + runtime).
+    pub flash_bytes: Option<f64>,
+    /// Estimated latency.
+    pub latency_ms: Option<f64>,
+    /// Multiply-accumulates.
+    pub macs: Option<f64>,
+    /// Parameters.
+    pub params: Option<f64>,
+    /// The op that sets the peak RAM.
+    pub peak_op: Option<String>,
+    /// Seconds of evaluation.
+    pub eval_seconds: Option<f64>,
+    /// Unix time it finished.
+    pub finished_at: Option<f64>,
+    /// Why infeasible or failed.
+    pub message: Option<String>,
+}
+
+fn num(v: Option<&Value>, key: &str) -> Option<f64> {
+    v.and_then(|v| v.get(key)).and_then(Value::as_f64)
+}
+
+impl TrialRow {
+    /// Flattens a journal record.
+    pub fn from_record(t: &TrialRecord) -> Self {
+        let c = &t.candidate;
+        let costs = t.costs.as_ref();
+        let metrics = t.metrics.as_ref();
+        Self {
+            id: t.id,
+            status: t.status,
+            resolution: c.data.resolution,
+            color: c.data.color.to_string(),
+            alpha: c.arch.alpha,
+            depths: c.arch.depths.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+            arch: c.arch.to_string(),
+            val_accuracy: num(metrics, "val_accuracy"),
+            val_balanced_accuracy: num(metrics, "val_balanced_accuracy"),
+            test_accuracy: num(metrics, "test_accuracy"),
+            arena_bytes: num(costs, "arena_bytes"),
+            flash_bytes: num(costs, "flash_bytes"),
+            latency_ms: num(costs, "latency_ms"),
+            macs: num(costs, "macs"),
+            params: num(costs, "params"),
+            peak_op: costs.and_then(|c| c.get("peak_op")).and_then(Value::as_str).map(str::to_string),
+            eval_seconds: t.eval_seconds,
+            finished_at: t.finished_at,
+            message: t.message.clone(),
+        }
+    }
+
+    /// The data configuration as `96/rgb`.
+    pub fn data_key(&self) -> String {
+        format!("{}/{}", self.resolution, self.color)
+    }
+
+    fn feasible_under(&self, l: &ReportLimits) -> bool {
+        let ok = |v: Option<f64>, lim: Option<f64>| match (v, lim) {
+            (Some(v), Some(lim)) => v <= lim,
+            (None, Some(_)) => false,
+            _ => true,
+        };
+        self.status == TrialStatus::Complete
+            && ok(self.arena_bytes, l.ram_bytes)
+            && ok(self.flash_bytes, l.flash_bytes)
+            && ok(self.latency_ms, l.latency_ms)
+    }
+}
+
+/// Indices (into `rows`) of the Pareto set: completed, feasible trials that no other
+/// such trial beats on validation accuracy (max), arena, flash and latency (min).
+pub fn pareto_indices(rows: &[TrialRow], limits: &ReportLimits) -> Vec<usize> {
+    let idx: Vec<usize> =
+        (0..rows.len()).filter(|&i| rows[i].feasible_under(limits) && rows[i].val_accuracy.is_some()).collect();
+    let points: Vec<Vec<f64>> = idx
+        .iter()
+        .map(|&i| {
+            let r = &rows[i];
+            vec![
+                -r.val_accuracy.unwrap_or(0.0),
+                r.arena_bytes.unwrap_or(f64::INFINITY),
+                r.flash_bytes.unwrap_or(f64::INFINITY),
+                r.latency_ms.unwrap_or(f64::INFINITY),
+            ]
+        })
+        .collect();
+    let mut out: Vec<usize> = danas_optim::pareto::non_dominated(&points).into_iter().map(|k| idx[k]).collect();
+    out.sort_by(|&a, &b| {
+        let acc = |i: usize| rows[i].val_accuracy.unwrap_or(0.0);
+        acc(b).total_cmp(&acc(a)).then(rows[a].id.cmp(&rows[b].id))
+    });
+    out
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> SearchError + '_ {
+    move |source| SearchError::Io { path: path.to_path_buf(), source }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| if x.fract() == 0.0 && x.abs() < 1e15 { format!("{x:.0}") } else { format!("{x:.6}") })
+        .unwrap_or_default()
+}
+
+fn write_csv(path: &Path, rows: &[&TrialRow]) -> Result<(), SearchError> {
+    let mut s = String::from(
+        "id,status,resolution,color,alpha,depths,arch,val_accuracy,val_balanced_accuracy,test_accuracy,arena_bytes,flash_bytes,latency_ms,macs,params,peak_op,eval_seconds,message\n",
+    );
+    for r in rows {
+        let status =
+            serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.id,
+            status,
+            r.resolution,
+            r.color,
+            r.alpha,
+            csv_field(&r.depths),
+            csv_field(&r.arch),
+            opt(r.val_accuracy),
+            opt(r.val_balanced_accuracy),
+            opt(r.test_accuracy),
+            opt(r.arena_bytes),
+            opt(r.flash_bytes),
+            opt(r.latency_ms),
+            opt(r.macs),
+            opt(r.params),
+            csv_field(r.peak_op.as_deref().unwrap_or("")),
+            opt(r.eval_seconds),
+            csv_field(r.message.as_deref().unwrap_or("")),
+        );
+    }
+    std::fs::write(path, s).map_err(io(path))
+}
+
+/// What [`write_outputs`] wrote.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// Every file written.
+    pub files: Vec<PathBuf>,
+    /// The Pareto set, best validation accuracy first.
+    pub pareto: Vec<TrialRow>,
+}
+
+/// Renders every output of a study into `dir` from its trial records.
+///
+/// # Errors
+/// [`SearchError::Io`] naming the file that could not be written.
+pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: &ReportLimits) -> Result<Outputs, SearchError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let rows: Vec<TrialRow> = trials.iter().map(TrialRow::from_record).collect();
+    let pareto = pareto_indices(&rows, limits);
+    let mut files = Vec::new();
+
+    let p = dir.join("trials.csv");
+    write_csv(&p, &rows.iter().collect::<Vec<_>>())?;
+    files.push(p);
+    let pareto_rows: Vec<&TrialRow> = pareto.iter().map(|&i| &rows[i]).collect();
+    let p = dir.join("pareto.csv");
+    write_csv(&p, &pareto_rows)?;
+    files.push(p);
+    let p = dir.join("pareto.json");
+    let json: Vec<Value> = pareto_rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "resolution": r.resolution,
+                "color": r.color,
+                "alpha": r.alpha,
+                "depths": r.depths.split(',').filter_map(|d| d.parse::<u32>().ok()).collect::<Vec<_>>(),
+                "arch": r.arch,
+                "val_accuracy": r.val_accuracy,
+                "val_balanced_accuracy": r.val_balanced_accuracy,
+                "test_accuracy": r.test_accuracy,
+                "arena_bytes": r.arena_bytes,
+                "flash_bytes": r.flash_bytes,
+                "latency_ms": r.latency_ms,
+                "macs": r.macs,
+                "params": r.params,
+                "peak_op": r.peak_op,
+            })
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into());
+    std::fs::write(&p, text).map_err(io(&p))?;
+    files.push(p);
+
+    let complete: Vec<&TrialRow> =
+        rows.iter().filter(|r| r.status == TrialStatus::Complete && r.val_accuracy.is_some()).collect();
+    for (stem, label, get, lim, scale) in [
+        (
+            "accuracy_vs_ram",
+            "arena (KiB)",
+            (|r: &TrialRow| r.arena_bytes) as fn(&TrialRow) -> Option<f64>,
+            limits.ram_bytes,
+            1024.0,
+        ),
+        ("accuracy_vs_flash", "flash (KiB)", |r: &TrialRow| r.flash_bytes, limits.flash_bytes, 1024.0),
+        ("accuracy_vs_latency", "latency (ms)", |r: &TrialRow| r.latency_ms, limits.latency_ms, 1.0),
+    ] {
+        let pts: Vec<(String, f64, f64)> =
+            complete.iter().filter_map(|r| Some((r.data_key(), get(r)? / scale, r.val_accuracy?))).collect();
+        let svg = dir.join(format!("{stem}.svg"));
+        let png = dir.join(format!("{stem}.png"));
+        scatter(SVGBackend::new(&svg, (800, 560)).into_drawing_area(), label, &pts, lim.map(|l| l / scale))
+            .map_err(|e| plot_err(&svg, e))?;
+        scatter(BitMapBackend::new(&png, (800, 560)).into_drawing_area(), label, &pts, lim.map(|l| l / scale))
+            .map_err(|e| plot_err(&png, e))?;
+        files.push(svg);
+        files.push(png);
+    }
+
+    // Best feasible validation accuracy over time.
+    let start = trials.iter().map(|t| t.started_at).fold(f64::INFINITY, f64::min);
+    let mut done: Vec<&TrialRow> =
+        rows.iter().filter(|r| r.feasible_under(limits) && r.val_accuracy.is_some()).collect();
+    done.sort_by(|a, b| a.finished_at.unwrap_or(0.0).total_cmp(&b.finished_at.unwrap_or(0.0)));
+    let mut best = f64::NEG_INFINITY;
+    let curve: Vec<(f64, f64)> = done
+        .iter()
+        .filter_map(|r| {
+            best = best.max(r.val_accuracy?);
+            Some(((r.finished_at? - start).max(0.0) / 60.0, best))
+        })
+        .collect();
+    let svg = dir.join("best_over_time.svg");
+    let png = dir.join("best_over_time.png");
+    line(SVGBackend::new(&svg, (800, 480)).into_drawing_area(), &curve).map_err(|e| plot_err(&svg, e))?;
+    line(BitMapBackend::new(&png, (800, 480)).into_drawing_area(), &curve).map_err(|e| plot_err(&png, e))?;
+    files.push(svg);
+    files.push(png);
+
+    let p = dir.join("report.md");
+    std::fs::write(&p, markdown(&rows, &pareto, limits)).map_err(io(&p))?;
+    files.push(p);
+    Ok(Outputs { files, pareto: pareto.iter().map(|&i| rows[i].clone()).collect() })
+}
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> SearchError {
+    SearchError::Io { path: path.to_path_buf(), source: std::io::Error::other(format!("cannot draw plot: {e}")) }
+}
+
+type PlotResult = Result<(), Box<dyn std::error::Error>>;
+
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+fn scatter<DB: DrawingBackend>(
+    area: DrawingArea<DB, plotters::coord::Shift>,
+    xlabel: &str,
+    pts: &[(String, f64, f64)],
+    limit: Option<f64>,
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    area.fill(&WHITE)?;
+    let xmax = pts.iter().map(|p| p.1).fold(limit.unwrap_or(1.0), f64::max) * 1.08;
+    let (ymin, ymax) = pts.iter().fold((1.0f64, 0.0f64), |(lo, hi), p| (lo.min(p.2), hi.max(p.2)));
+    let (ymin, ymax) = if pts.is_empty() { (0.0, 1.0) } else { ((ymin - 0.05).max(0.0), (ymax + 0.05).min(1.0)) };
+    let mut chart = ChartBuilder::on(&area)
+        .caption(format!("validation accuracy vs {xlabel}"), ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..xmax, ymin..ymax)?;
+    chart.configure_mesh().x_desc(xlabel).y_desc("validation accuracy").draw()?;
+    if let Some(l) = limit {
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(0.0, ymin), (l, ymax)],
+                RGBColor(44, 160, 44).mix(0.12).filled(),
+            )))?
+            .label("feasible")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], RGBColor(44, 160, 44).mix(0.3).filled()));
+    }
+    let mut groups: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for (k, x, y) in pts {
+        groups.entry(k.as_str()).or_default().push((*x, *y));
+    }
+    for (i, (key, g)) in groups.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(g.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled())))?
+            .label(*key)
+            .legend(move |(x, y)| Circle::new((x + 5, y), 4, color.filled()));
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    area.present()?;
+    Ok(())
+}
+
+fn line<DB: DrawingBackend>(area: DrawingArea<DB, plotters::coord::Shift>, curve: &[(f64, f64)]) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    area.fill(&WHITE)?;
+    let xmax = curve.iter().map(|p| p.0).fold(0.0f64, f64::max).max(1e-3) * 1.05;
+    let ymin = curve.iter().map(|p| p.1).fold(1.0f64, f64::min);
+    let ymin = if curve.is_empty() { 0.0 } else { (ymin - 0.05).max(0.0) };
+    let mut chart = ChartBuilder::on(&area)
+        .caption("best feasible validation accuracy over time", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..xmax, ymin..1.0)?;
+    chart.configure_mesh().x_desc("minutes").y_desc("best feasible accuracy").draw()?;
+    let mut steps = Vec::new();
+    for (i, &(x, y)) in curve.iter().enumerate() {
+        if i > 0 {
+            steps.push((x, curve[i - 1].1));
+        }
+        steps.push((x, y));
+    }
+    chart.draw_series(LineSeries::new(steps, PALETTE[0].stroke_width(2)))?;
+    chart.draw_series(curve.iter().map(|&(x, y)| Circle::new((x, y), 3, PALETTE[0].filled())))?;
+    area.present()?;
+    Ok(())
+}
+
+fn kib(v: Option<f64>) -> String {
+    v.map(|b| format!("{:.1}", b / 1024.0)).unwrap_or_else(|| "-".into())
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|a| format!("{:.2}", a * 100.0)).unwrap_or_else(|| "-".into())
+}
+
+fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &ReportLimits) -> String {
+    let mut s = String::from("# danas search report\n\n");
+    let count = |st: TrialStatus| rows.iter().filter(|r| r.status == st).count();
+    let _ = writeln!(
+        s,
+        "{} trials: {} evaluated, {} rejected by the cost gate before training, {} failed, {} interrupted.\n",
+        rows.len(),
+        count(TrialStatus::Complete),
+        count(TrialStatus::Infeasible),
+        count(TrialStatus::Failed),
+        count(TrialStatus::Running)
+    );
+    let lim = |v: Option<f64>, unit: &str, scale: f64| {
+        v.map(|x| format!("{:.1} {unit}", x / scale)).unwrap_or_else(|| "none".into())
+    };
+    let _ = writeln!(
+        s,
+        "Limits: RAM (arena) {}, flash {}, latency {}.\n",
+        lim(limits.ram_bytes, "KiB", 1024.0),
+        lim(limits.flash_bytes, "KiB", 1024.0),
+        lim(limits.latency_ms, "ms", 1.0)
+    );
+    s.push_str("## Pareto set (feasible, non-dominated on accuracy, RAM, flash, latency)\n\n");
+    s.push_str("| trial | data | arch | val acc % | arena KiB | flash KiB | latency ms | MMACs | peak RAM set by |\n");
+    s.push_str("|---:|---|---|---:|---:|---:|---:|---:|---|\n");
+    for &i in pareto {
+        let r = &rows[i];
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.id,
+            r.data_key(),
+            r.arch,
+            pct(r.val_accuracy),
+            kib(r.arena_bytes),
+            kib(r.flash_bytes),
+            r.latency_ms.map(|l| format!("{l:.1}")).unwrap_or_else(|| "-".into()),
+            r.macs.map(|m| format!("{:.2}", m / 1e6)).unwrap_or_else(|| "-".into()),
+            r.peak_op.as_deref().unwrap_or("-"),
+        );
+    }
+    if pareto.is_empty() {
+        s.push_str("\nNo feasible candidate was evaluated.\n");
+    }
+
+    s.push_str("\n## Best system per limit\n\n");
+    let feas: Vec<&TrialRow> = pareto.iter().map(|&i| &rows[i]).collect();
+    let fractions = [1.0, 0.75, 0.5, 0.25];
+    if let Some(ram) = limits.ram_bytes {
+        s.push_str("| RAM limit KiB | best val acc % | data | arch | arena KiB |\n|---:|---:|---|---|---:|\n");
+        for f in fractions {
+            let cap = ram * f;
+            let best = feas
+                .iter()
+                .filter(|r| r.arena_bytes.is_some_and(|b| b <= cap))
+                .max_by(|a, b| a.val_accuracy.unwrap_or(0.0).total_cmp(&b.val_accuracy.unwrap_or(0.0)));
+            match best {
+                Some(r) => {
+                    let _ = writeln!(
+                        s,
+                        "| {:.0} | {} | {} | {} | {} |",
+                        cap / 1024.0,
+                        pct(r.val_accuracy),
+                        r.data_key(),
+                        r.arch,
+                        kib(r.arena_bytes)
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "| {:.0} | - | - | - | - |", cap / 1024.0);
+                }
+            }
+        }
+    }
+
+    s.push_str("\n## Data configurations\n\n| data | evaluated | infeasible | best val acc % | on the Pareto set |\n|---|---:|---:|---:|---:|\n");
+    let mut keys: Vec<String> = rows.iter().map(TrialRow::data_key).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let of: Vec<&TrialRow> = rows.iter().filter(|r| r.data_key() == k).collect();
+        let best = of
+            .iter()
+            .filter(|r| r.feasible_under(limits))
+            .filter_map(|r| r.val_accuracy)
+            .fold(None, |m: Option<f64>, a| Some(m.map_or(a, |m| m.max(a))));
+        let _ = writeln!(
+            s,
+            "| {k} | {} | {} | {} | {} |",
+            of.iter().filter(|r| r.status == TrialStatus::Complete).count(),
+            of.iter().filter(|r| r.status == TrialStatus::Infeasible).count(),
+            pct(best),
+            feas.iter().filter(|r| r.data_key() == k).count()
+        );
+    }
+    s.push_str("\nPlots: `accuracy_vs_ram`, `accuracy_vs_flash`, `accuracy_vs_latency` (feasible region shaded, colours = data configuration) and `best_over_time`, each as `.svg` and `.png`. All trials: `trials.csv`; the Pareto set: `pareto.csv`, `pareto.json`.\n");
+    s
+}

@@ -1,0 +1,84 @@
+//! Tests of the study outputs rendered from journal records.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use danas_core::{Arch, Candidate, Color, DataConfig};
+use danas_search::report::{ReportLimits, TrialRow, pareto_indices, write_outputs};
+use danas_search::{TrialRecord, TrialStatus};
+use serde_json::json;
+
+fn trial(id: u64, res: u32, color: Color, acc: f64, ram: f64, flash: f64, status: TrialStatus) -> TrialRecord {
+    TrialRecord {
+        id,
+        genome: vec![id as u16],
+        candidate: Candidate::new(DataConfig::new(res, color), Arch::mobilenet_v2(0.35, [1, 1, 0, 0, 0])),
+        status,
+        seed: id,
+        costs: Some(
+            json!({"arena_bytes": ram, "flash_bytes": flash, "latency_ms": ram / 1000.0, "macs": 1e6, "params": 1e4, "peak_op": "b1.dw"}),
+        ),
+        metrics: (status == TrialStatus::Complete).then(|| json!({"val_accuracy": acc, "val_balanced_accuracy": acc})),
+        message: None,
+        started_at: 1000.0 + id as f64,
+        finished_at: Some(1010.0 + id as f64 * 30.0),
+        eval_seconds: Some(5.0),
+    }
+}
+
+fn sample() -> Vec<TrialRecord> {
+    vec![
+        trial(0, 32, Color::Rgb, 0.80, 100_000.0, 500_000.0, TrialStatus::Complete),
+        trial(1, 64, Color::Rgb, 0.90, 300_000.0, 600_000.0, TrialStatus::Complete),
+        trial(2, 64, Color::Grayscale, 0.85, 120_000.0, 550_000.0, TrialStatus::Complete),
+        trial(3, 32, Color::Grayscale, 0.70, 110_000.0, 510_000.0, TrialStatus::Complete), // dominated by 0
+        trial(4, 96, Color::Rgb, 0.99, 900_000.0, 700_000.0, TrialStatus::Complete),       // over the RAM limit
+        trial(5, 96, Color::Rgb, 0.0, 2_000_000.0, 700_000.0, TrialStatus::Infeasible),
+    ]
+}
+
+#[test]
+fn pareto_is_feasible_and_non_dominated() {
+    let limits = ReportLimits { ram_bytes: Some(512.0 * 1024.0), flash_bytes: Some(2048.0 * 1024.0), latency_ms: None };
+    let rows: Vec<TrialRow> = sample().iter().map(TrialRow::from_record).collect();
+    let p = pareto_indices(&rows, &limits);
+    let ids: Vec<u64> = p.iter().map(|&i| rows[i].id).collect();
+    assert_eq!(ids, vec![1, 2, 0], "best accuracy first; 3 dominated; 4 and 5 infeasible");
+}
+
+#[test]
+fn outputs_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = ReportLimits { ram_bytes: Some(512.0 * 1024.0), flash_bytes: Some(2048.0 * 1024.0), latency_ms: None };
+    let out = write_outputs(dir.path(), &sample(), &limits).unwrap();
+    for name in [
+        "trials.csv",
+        "pareto.csv",
+        "pareto.json",
+        "report.md",
+        "accuracy_vs_ram.svg",
+        "accuracy_vs_ram.png",
+        "accuracy_vs_flash.png",
+        "accuracy_vs_latency.svg",
+        "best_over_time.png",
+    ] {
+        let p = dir.path().join(name);
+        assert!(p.is_file() && std::fs::metadata(&p).unwrap().len() > 0, "{name} missing or empty");
+    }
+    assert_eq!(out.pareto.len(), 3);
+    let csv = std::fs::read_to_string(dir.path().join("trials.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 7);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("pareto.json")).unwrap()).unwrap();
+    for key in
+        ["resolution", "color", "alpha", "depths", "val_accuracy", "arena_bytes", "flash_bytes", "latency_ms", "macs"]
+    {
+        assert!(json[0].get(key).is_some(), "pareto.json lacks {key}");
+    }
+    assert_eq!(json[0]["depths"], json!([1, 1, 0, 0, 0]));
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("b1.dw") && md.contains("64/rgb"));
+    if let Ok(keep) = std::env::var("DANAS_KEEP_REPORT") {
+        write_outputs(std::path::Path::new(&keep), &sample(), &limits).unwrap();
+    }
+    // empty study renders too
+    write_outputs(&dir.path().join("empty"), &[], &limits).unwrap();
+}
