@@ -36,6 +36,21 @@ pub enum SearchError {
         /// Why.
         reason: String,
     },
+    /// No candidate of the space meets the limits.
+    #[error(
+        "no candidate of the space meets the limits: the smallest RAM (arena) it reaches is {:.1} KiB and the smallest flash {:.1} KiB",
+        min_ram_bytes / 1024.0,
+        min_flash_bytes / 1024.0
+    )]
+    Unreachable {
+        /// Smallest arena bytes seen.
+        min_ram_bytes: f64,
+        /// Smallest flash bytes seen.
+        min_flash_bytes: f64,
+    },
+    /// The optimiser failed or proposed something invalid.
+    #[error("optimiser: {0}")]
+    Optimizer(String),
     /// A trial id the journal does not know.
     #[error("unknown trial {0}")]
     UnknownTrial(u64),

@@ -73,6 +73,21 @@ pub struct TrialRecord {
     pub eval_seconds: Option<f64>,
 }
 
+/// How a trial ended, for [`Journal::finish_trial`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrialEnd<'a> {
+    /// Final status.
+    pub status: TrialStatus,
+    /// Resource estimates.
+    pub costs: Option<&'a Value>,
+    /// Evaluation metrics.
+    pub metrics: Option<&'a Value>,
+    /// Why infeasible or failed.
+    pub message: Option<&'a str>,
+    /// Seconds spent evaluating.
+    pub eval_seconds: Option<f64>,
+}
+
 /// A trained supernet, by data configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SupernetRecord {
@@ -121,6 +136,7 @@ CREATE TABLE trials (
     eval_seconds REAL
 );
 CREATE TABLE supernets (data_key TEXT PRIMARY KEY, path TEXT NOT NULL, train_seconds REAL NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE optimizer_events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL);
 CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL);
 ";
 
@@ -266,20 +282,17 @@ impl Journal {
     }
 
     /// Records a trial's end, in one transaction together with the study's
-    /// elapsed time (so a resumed search continues its wall-clock budget).
+    /// elapsed time (so a resumed search continues its wall-clock budget) and the
+    /// optimiser's tell event (so replay sees exactly the committed trials).
     ///
     /// # Errors
     /// [`SearchError::UnknownTrial`]; database errors.
-    #[allow(clippy::too_many_arguments)]
     pub fn finish_trial(
         &mut self,
         id: u64,
-        status: TrialStatus,
-        costs: Option<&Value>,
-        metrics: Option<&Value>,
-        message: Option<&str>,
-        eval_seconds: Option<f64>,
+        end: &TrialEnd<'_>,
         elapsed_seconds: f64,
+        optimizer_event: Option<&Value>,
     ) -> Result<(), SearchError> {
         let path = self.path.clone();
         let db = |source| SearchError::Db { path: path.clone(), source };
@@ -289,12 +302,12 @@ impl Journal {
                 "UPDATE trials SET status = ?2, costs = ?3, metrics = ?4, message = ?5, finished_at = ?6, eval_seconds = ?7 WHERE id = ?1",
                 params![
                     id as i64,
-                    status.as_str(),
-                    costs.map(Value::to_string),
-                    metrics.map(Value::to_string),
-                    message,
+                    end.status.as_str(),
+                    end.costs.map(Value::to_string),
+                    end.metrics.map(Value::to_string),
+                    end.message,
                     now(),
-                    eval_seconds
+                    end.eval_seconds
                 ],
             )
             .map_err(db)?;
@@ -303,8 +316,44 @@ impl Journal {
         }
         tx.execute("UPDATE meta SET value = ?1 WHERE key = 'elapsed_seconds'", [elapsed_seconds.to_string()])
             .map_err(db)?;
+        if let Some(ev) = optimizer_event {
+            tx.execute("INSERT INTO optimizer_events (event) VALUES (?1)", [ev.to_string()]).map_err(db)?;
+        }
         tx.commit().map_err(db)?;
         Ok(())
+    }
+
+    /// Appends an optimiser event (an ask or a tell) for replay on resume.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn record_optimizer_event(&self, event: &Value) -> Result<(), SearchError> {
+        self.conn
+            .execute("INSERT INTO optimizer_events (event) VALUES (?1)", [event.to_string()])
+            .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// The optimiser events in order.
+    ///
+    /// # Errors
+    /// Database errors, or [`SearchError::Json`] for a malformed event.
+    pub fn optimizer_events(&self) -> Result<Vec<Value>, SearchError> {
+        let mut stmt = self.conn.prepare("SELECT seq, event FROM optimizer_events ORDER BY seq").map_err(self.db())?;
+        let rows: Vec<(i64, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.db())?
+            .collect::<Result<_, _>>()
+            .map_err(self.db())?;
+        rows.into_iter()
+            .map(|(seq, text)| {
+                serde_json::from_str(&text).map_err(|source| SearchError::Json {
+                    path: self.path.clone(),
+                    what: format!("optimizer event {seq}"),
+                    source,
+                })
+            })
+            .collect()
     }
 
     /// Removes an interrupted (`running`) trial so it can be re-queued.

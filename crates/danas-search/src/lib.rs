@@ -9,7 +9,12 @@ mod budget;
 mod error;
 mod journal;
 pub mod report;
+mod search;
 
 pub use budget::Budget;
 pub use error::SearchError;
-pub use journal::{Journal, STUDY_FORMAT, SupernetRecord, TrialRecord, TrialStatus};
+pub use journal::{Journal, STUDY_FORMAT, SupernetRecord, TrialEnd, TrialRecord, TrialStatus};
+pub use search::{
+    Assessment, Control, CostGate, EvalError, Evaluator, Observer, Prepared, Progress, STUDY_FILE, Search, SearchEvent,
+    SearchSummary,
+};

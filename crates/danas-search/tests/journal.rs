@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use danas_core::{Arch, Candidate, Color, DataConfig};
-use danas_search::{Journal, SearchError, TrialStatus};
+use danas_search::{Journal, SearchError, TrialEnd, TrialStatus};
 use serde_json::json;
 
 fn cand() -> Candidate {
@@ -16,16 +16,15 @@ fn trials_survive_reopen() {
     {
         let mut j = Journal::create(&path, &json!({"space": "demo", "seed": 7})).unwrap();
         j.begin_trial(0, &[1, 0, 1], &cand(), 100).unwrap();
-        j.finish_trial(
-            0,
-            TrialStatus::Complete,
-            Some(&json!({"ram": 1})),
-            Some(&json!({"acc": 0.9})),
-            None,
-            Some(1.5),
-            3.0,
-        )
-        .unwrap();
+        let (costs, metrics) = (json!({"ram": 1}), json!({"acc": 0.9}));
+        let end = TrialEnd {
+            status: TrialStatus::Complete,
+            costs: Some(&costs),
+            metrics: Some(&metrics),
+            message: None,
+            eval_seconds: Some(1.5),
+        };
+        j.finish_trial(0, &end, 3.0, Some(&json!({"tell": 0}))).unwrap();
         j.begin_trial(1, &[2, 0, 1], &cand(), 101).unwrap();
         j.record_supernet("32-rgb", "supernets/32-rgb.bin", 12.0).unwrap();
         j.event("note", "hello").unwrap();
@@ -47,6 +46,7 @@ fn trials_survive_reopen() {
     assert_eq!(j.supernet("32-rgb").unwrap().unwrap().path, "supernets/32-rgb.bin");
     assert!(j.supernet("64-rgb").unwrap().is_none());
     assert_eq!(j.events().unwrap().len(), 1);
+    assert_eq!(j.optimizer_events().unwrap(), vec![json!({"tell": 0})]);
 }
 
 #[test]
@@ -91,7 +91,18 @@ fn unknown_trial_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut j = Journal::create(&dir.path().join("s.sqlite"), &json!({})).unwrap();
     assert!(matches!(
-        j.finish_trial(9, TrialStatus::Failed, None, None, Some("x"), None, 0.0),
+        j.finish_trial(
+            9,
+            &TrialEnd {
+                status: TrialStatus::Failed,
+                costs: None,
+                metrics: None,
+                message: Some("x"),
+                eval_seconds: None
+            },
+            0.0,
+            None
+        ),
         Err(SearchError::UnknownTrial(9))
     ));
     j.begin_trial(0, &[0], &cand(), 1).unwrap();

@@ -1,0 +1,204 @@
+//! The search loop on a synthetic landscape: cost gate, determinism, resume, outputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use danas_core::{Candidate, DataConfig};
+use danas_optim::synthetic::{Landscape, stand_in_cost};
+use danas_optim::{Metrics, Violation};
+use danas_search::report::ReportLimits;
+use danas_search::{
+    Assessment, Budget, Control, CostGate, EvalError, Evaluator, Observer, Prepared, STUDY_FILE, Search, SearchError,
+    SearchEvent, TrialStatus,
+};
+use danas_space::{CandidateSpace, MbSpace};
+use serde_json::json;
+
+const RAM: f64 = 64.0 * 1024.0;
+const FLASH: f64 = 256.0 * 1024.0;
+
+struct Gate {
+    ram: f64,
+    flash: f64,
+}
+
+impl CostGate for Gate {
+    fn assess(&self, c: &Candidate) -> Result<Assessment, String> {
+        let (ram, flash) = stand_in_cost()(c)?;
+        let mut violations = Vec::new();
+        if ram > self.ram {
+            violations.push(Violation { metric: "arena_bytes".into(), value: ram, limit: self.ram });
+        }
+        if flash > self.flash {
+            violations.push(Violation { metric: "flash_bytes".into(), value: flash, limit: self.flash });
+        }
+        Ok(Assessment {
+            costs: json!({"arena_bytes": ram, "flash_bytes": flash, "latency_ms": ram / 1e4, "macs": 1.0}),
+            metrics: Metrics::new().with("arena_bytes", ram).with("flash_bytes", flash),
+            violations,
+        })
+    }
+}
+
+/// Scores on the synthetic landscape and remembers what it was asked to evaluate.
+struct Synthetic {
+    landscape: Landscape,
+    seen: Mutex<Vec<Candidate>>,
+    prepared: Mutex<Vec<DataConfig>>,
+}
+
+impl Synthetic {
+    fn new() -> Self {
+        Self { landscape: Landscape::new(5), seen: Mutex::new(Vec::new()), prepared: Mutex::new(Vec::new()) }
+    }
+}
+
+impl Evaluator for Synthetic {
+    fn prepare(
+        &self,
+        d: DataConfig,
+        _dir: &Path,
+        existing: Option<&str>,
+        _s: &dyn Fn(&str),
+    ) -> Result<Prepared, EvalError> {
+        self.prepared.lock().unwrap().push(d);
+        Ok(Prepared {
+            checkpoint: Some(existing.map_or_else(|| format!("supernets/{}.bin", d.key()), str::to_string)),
+            seconds: 0.0,
+        })
+    }
+    fn evaluate(&self, c: &Candidate, _seed: u64) -> Result<Metrics, EvalError> {
+        self.seen.lock().unwrap().push(c.clone());
+        let m = self.landscape.metrics(c);
+        let get = |k: &str| m.get(k).unwrap_or(0.0);
+        Ok(Metrics::new()
+            .with("val_accuracy", get(danas_optim::names::ACCURACY))
+            .with("val_precision", get(danas_optim::names::PRECISION))
+            .with("val_recall", get(danas_optim::names::RECALL)))
+    }
+}
+
+fn search(dir: &Path, eval: Arc<Synthetic>, seed: u64, trials: u64, strategy: &str) -> Search {
+    let space: Arc<MbSpace> = Arc::new(MbSpace::demo());
+    let opt = danas_optim::by_name(strategy, space.clone(), seed, None).unwrap();
+    Search::new(space, opt, Arc::new(Gate { ram: RAM, flash: FLASH }), eval)
+        .budget(Budget { wall: None, max_trials: Some(trials) })
+        .seed(seed)
+        .out_dir(dir)
+        .limits(ReportLimits { ram_bytes: Some(RAM), flash_bytes: Some(FLASH), latency_ms: None })
+}
+
+#[test]
+fn gate_outputs_and_pareto() {
+    let dir = tempfile::tempdir().unwrap();
+    let eval = Arc::new(Synthetic::new());
+    let s = search(dir.path(), eval.clone(), 1, 12, "random").run().unwrap();
+    assert_eq!(s.progress.evaluated, 12);
+    let gate = Gate { ram: RAM, flash: FLASH };
+    for c in eval.seen.lock().unwrap().iter() {
+        assert!(gate.assess(c).unwrap().violations.is_empty(), "trained an infeasible candidate {c}");
+    }
+    let infeasible = s.trials.iter().filter(|t| t.status == TrialStatus::Infeasible).count();
+    assert_eq!(infeasible as u64, s.progress.infeasible);
+    assert!(s.trials.iter().filter(|t| t.status == TrialStatus::Infeasible).all(|t| t.eval_seconds == Some(0.0)));
+    // Pareto set: feasible and non-dominated
+    assert!(!s.outputs.pareto.is_empty());
+    for p in &s.outputs.pareto {
+        assert!(p.arena_bytes.unwrap() <= RAM && p.flash_bytes.unwrap() <= FLASH);
+        for q in &s.outputs.pareto {
+            let better_or_eq = q.val_accuracy >= p.val_accuracy
+                && q.arena_bytes <= p.arena_bytes
+                && q.flash_bytes <= p.flash_bytes
+                && q.latency_ms <= p.latency_ms;
+            let strictly = q.val_accuracy > p.val_accuracy
+                || q.arena_bytes < p.arena_bytes
+                || q.flash_bytes < p.flash_bytes
+                || q.latency_ms < p.latency_ms;
+            assert!(!(better_or_eq && strictly), "trial {} dominates {}", q.id, p.id);
+        }
+    }
+    for f in ["trials.csv", "pareto.csv", "pareto.json", "report.md", "accuracy_vs_ram.png", STUDY_FILE] {
+        assert!(dir.path().join(f).is_file(), "{f}");
+    }
+    // each data configuration was prepared once
+    let prepared = eval.prepared.lock().unwrap().clone();
+    let mut uniq = prepared.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), prepared.len());
+}
+
+#[test]
+fn same_seed_same_trials() {
+    let run = |seed| {
+        let dir = tempfile::tempdir().unwrap();
+        let s = search(dir.path(), Arc::new(Synthetic::new()), seed, 10, "aging-evolution").run().unwrap();
+        s.trials.iter().map(|t| (t.id, t.genome.clone(), t.status, t.seed)).collect::<Vec<_>>()
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+}
+
+struct StopAfter(u64);
+impl Observer for StopAfter {
+    fn on_event(&mut self, e: &SearchEvent<'_>) -> Control {
+        match e {
+            SearchEvent::Trial { progress, .. } if progress.evaluated >= self.0 => Control::Stop,
+            _ => Control::Continue,
+        }
+    }
+}
+
+#[test]
+fn resume_continues_exactly() {
+    // Uninterrupted reference run.
+    let ref_dir = tempfile::tempdir().unwrap();
+    let reference = search(ref_dir.path(), Arc::new(Synthetic::new()), 3, 14, "paper-ga").run().unwrap();
+
+    // Interrupted after 5 evaluations, then resumed with a fresh optimiser.
+    let dir = tempfile::tempdir().unwrap();
+    let first = search(dir.path(), Arc::new(Synthetic::new()), 3, 14, "paper-ga")
+        .observer(Box::new(StopAfter(5)))
+        .run()
+        .unwrap();
+    assert!(first.progress.evaluated >= 5 && first.progress.evaluated < 14);
+    let eval = Arc::new(Synthetic::new());
+    let resumed = search(dir.path(), eval.clone(), 3, 14, "paper-ga").resume().unwrap();
+    assert_eq!(resumed.progress.evaluated, 14);
+    let key = |t: &danas_search::TrialRecord| (t.id, t.genome.clone(), t.status);
+    assert_eq!(
+        resumed.trials.iter().map(key).collect::<Vec<_>>(),
+        reference.trials.iter().map(key).collect::<Vec<_>>(),
+        "resumed study equals the uninterrupted one"
+    );
+    // completed trials are not re-evaluated
+    let again = eval.seen.lock().unwrap().len() as u64;
+    assert_eq!(again, 14 - first.progress.evaluated);
+    // the journaled supernets are reused, not retrained
+    assert!(eval.prepared.lock().unwrap().len() <= MbSpace::demo().data_configs().len());
+}
+
+#[test]
+fn unreachable_limits_name_the_minimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let space: Arc<MbSpace> = Arc::new(MbSpace::demo());
+    let opt = danas_optim::by_name("random", space.clone(), 0, None).unwrap();
+    let s = Search::new(space, opt, Arc::new(Gate { ram: 100.0, flash: 100.0 }), Arc::new(Synthetic::new()))
+        .out_dir(dir.path());
+    match s.preflight(100_000) {
+        Err(e @ SearchError::Unreachable { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("smallest RAM") && msg.contains("KiB"), "{msg}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
+
+#[test]
+fn resume_of_a_non_study_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(STUDY_FILE), "not sqlite").unwrap();
+    let e = search(dir.path(), Arc::new(Synthetic::new()), 0, 3, "random").resume().unwrap_err();
+    assert!(matches!(e, SearchError::NotAStudy { .. }), "{e}");
+}
