@@ -7,12 +7,14 @@
 
 mod budget;
 mod error;
+mod gate;
 mod journal;
 pub mod report;
 mod search;
 
 pub use budget::Budget;
 pub use error::SearchError;
+pub use gate::CostModelGate;
 pub use journal::{Journal, STUDY_FORMAT, SupernetRecord, TrialEnd, TrialRecord, TrialStatus};
 pub use search::{
     Assessment, Control, CostGate, EvalError, Evaluator, Observer, Prepared, Progress, STUDY_FILE, Search, SearchEvent,
