@@ -11,11 +11,23 @@ fn main() -> anyhow::Result<()> {
     let cand = Candidate::new(DataConfig::new(96, Color::Grayscale), Arch::mobilenet_v2(0.35, [3, 4, 3, 0, 0]));
     let bp = cand.blueprint(2)?;
     println!("candidate {cand}");
-    println!("  stem {} -> {} channels, {} blocks, last conv {:?}", bp.stem.in_ch, bp.stem.out_ch, bp.blocks.len(),
-        bp.last_conv.map(|l| l.out_ch));
+    println!(
+        "  stem {} -> {} channels, {} blocks, last conv {:?}",
+        bp.stem.in_ch,
+        bp.stem.out_ch,
+        bp.blocks.len(),
+        bp.last_conv.map(|l| l.out_ch)
+    );
     for (i, b) in bp.blocks.iter().enumerate().take(4) {
-        println!("  block {i} ({}): {} -> {:?} -> {} ch, stride {}, residual {}", b.label(), b.in_ch, b.expand_ch,
-            b.out_ch, b.stride, b.residual);
+        println!(
+            "  block {i} ({}): {} -> {:?} -> {} ch, stride {}, residual {}",
+            b.label(),
+            b.in_ch,
+            b.expand_ch,
+            b.out_ch,
+            b.stride,
+            b.residual
+        );
     }
     println!("  params (BatchNorm folded) {}, MACs {}", bp.param_count(), bp.macs());
     let graph = bp.to_graph(Precision::Int8);

@@ -10,7 +10,8 @@
 //! - [`space`]: search spaces, genomes and variation operators.
 
 pub use danas_core as core;
-pub use danas_space as space;
 pub use danas_cost as cost;
 pub use danas_data as data;
 pub use danas_optim as optim;
+pub use danas_search as search;
+pub use danas_space as space;

@@ -6,7 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cmd_data;
+mod cmd_estimate;
+mod cmd_mcus;
+mod cmd_optim;
+mod cmd_search;
 mod cmd_spaces;
+mod cmd_train;
 
 /// Data-aware neural architecture search for TinyML.
 #[derive(Parser, Debug)]
@@ -18,8 +24,24 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Search data configuration and network jointly under a board's limits (the main command).
+    Search(cmd_search::Args),
+    /// Continue an interrupted search: `danas resume DIR`.
+    Resume(cmd_search::ResumeArgs),
+    /// Re-render a study's tables, plots and report: `danas report DIR`.
+    Report(cmd_search::ReportArgs),
     /// List the built-in search spaces with their sizes.
     Spaces(cmd_spaces::Args),
+    /// Dataset tools: `danas data inspect SOURCE [--json]`.
+    Data(cmd_data::Args),
+    /// Estimate MACs, params, flash, the exact TFLM arena and latency of a candidate or a .tflite model.
+    Estimate(cmd_estimate::Args),
+    /// List the built-in MCU profiles.
+    Mcus(cmd_mcus::Args),
+    /// Optimiser tools: `danas optim bench` compares the search strategies on a synthetic landscape.
+    Optim(cmd_optim::Args),
+    /// Train one candidate network and report its validation (and test) metrics.
+    Train(cmd_train::Args),
 }
 
 /// An error caused by the user's input (exit code 2) rather than by the work itself.
@@ -37,7 +59,15 @@ impl std::error::Error for InputError {}
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Search(a) => cmd_search::run(a),
+        Command::Resume(a) => cmd_search::resume(a),
+        Command::Report(a) => cmd_search::report(a),
         Command::Spaces(a) => cmd_spaces::run(a),
+        Command::Data(a) => cmd_data::run(a),
+        Command::Estimate(a) => cmd_estimate::run(a),
+        Command::Mcus(a) => cmd_mcus::run(a),
+        Command::Optim(a) => cmd_optim::run(a),
+        Command::Train(a) => cmd_train::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,6 +36,27 @@ pub enum SearchError {
         /// Why.
         reason: String,
     },
+    /// A search setting is invalid.
+    #[error("invalid setting {field} = {value}: {reason}")]
+    Config {
+        /// The setting, e.g. `mcu` or `supernet.steps`.
+        field: String,
+        /// The value given.
+        value: String,
+        /// The rule broken.
+        reason: String,
+    },
+    /// A config file could not be read or parsed.
+    #[error("{}: {message}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// The data source could not be opened.
+    #[error("data: {0}")]
+    Data(String),
     /// No candidate of the space meets the limits.
     #[error(
         "no candidate of the space meets the limits: the smallest RAM (arena) it reaches is {:.1} KiB and the smallest flash {:.1} KiB",

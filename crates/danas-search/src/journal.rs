@@ -112,7 +112,7 @@ pub struct SupernetRecord {
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
-    _lock: File,
+    _lock: Option<File>,
 }
 
 /// Seconds since the Unix epoch.
@@ -181,7 +181,7 @@ impl Journal {
         }
         let lock = Self::lock(path)?;
         let conn = Self::connect(path)?;
-        let j = Self { conn, path: path.to_path_buf(), _lock: lock };
+        let j = Self { conn, path: path.to_path_buf(), _lock: Some(lock) };
         j.conn.execute_batch(SCHEMA).map_err(j.db())?;
         j.set_meta("format", &STUDY_FORMAT.to_string())?;
         j.set_meta("created_at", &now().to_string())?;
@@ -197,29 +197,54 @@ impl Journal {
     /// [`SearchError::NotAStudy`] when the file is missing or is not a danas study
     /// (of this format); [`SearchError::Locked`] when another process has it open.
     pub fn open(path: &Path) -> Result<Self, SearchError> {
-        let not = |reason: String| SearchError::NotAStudy { path: path.to_path_buf(), reason };
-        if !path.is_file() {
-            return Err(not("no such file".into()));
-        }
-        let mut head = [0u8; 16];
-        {
-            use std::io::Read;
-            let mut f = File::open(path).map_err(|source| SearchError::Io { path: path.to_path_buf(), source })?;
-            let n = f.read(&mut head).map_err(|source| SearchError::Io { path: path.to_path_buf(), source })?;
-            if n < 16 || &head != b"SQLite format 3\0" {
-                return Err(not("not an SQLite database".into()));
-            }
-        }
+        Self::check_header(path)?;
         let lock = Self::lock(path)?;
         let conn = Self::connect(path)?;
-        let j = Self { conn, path: path.to_path_buf(), _lock: lock };
-        let format: Option<String> = j
+        let j = Self { conn, path: path.to_path_buf(), _lock: Some(lock) };
+        j.check_format()?;
+        Ok(j)
+    }
+
+    /// Opens a study for reading only, without taking its lock: safe while another
+    /// process runs the study (SQLite WAL readers never block the writer). For
+    /// monitoring; writes through it fail.
+    ///
+    /// # Errors
+    /// As [`Journal::open`], without [`SearchError::Locked`].
+    pub fn open_read_only(path: &Path) -> Result<Self, SearchError> {
+        Self::check_header(path)?;
+        let db = |source| SearchError::Db { path: path.to_path_buf(), source };
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
+        let j = Self { conn, path: path.to_path_buf(), _lock: None };
+        j.check_format()?;
+        Ok(j)
+    }
+
+    fn check_header(path: &Path) -> Result<(), SearchError> {
+        use std::io::Read;
+        let not = |reason: &str| SearchError::NotAStudy { path: path.to_path_buf(), reason: reason.to_string() };
+        if !path.is_file() {
+            return Err(not("no such file"));
+        }
+        let mut head = [0u8; 16];
+        let mut f = File::open(path).map_err(|source| SearchError::Io { path: path.to_path_buf(), source })?;
+        let n = f.read(&mut head).map_err(|source| SearchError::Io { path: path.to_path_buf(), source })?;
+        if n < 16 || &head != b"SQLite format 3\0" {
+            return Err(not("not an SQLite database"));
+        }
+        Ok(())
+    }
+
+    fn check_format(&self) -> Result<(), SearchError> {
+        let not = |reason: String| SearchError::NotAStudy { path: self.path.clone(), reason };
+        let format: Option<String> = self
             .conn
             .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| r.get(0))
             .optional()
             .map_err(|e| not(format!("no danas meta table ({e})")))?;
         match format.as_deref().map(str::parse::<i64>) {
-            Some(Ok(STUDY_FORMAT)) => Ok(j),
+            Some(Ok(STUDY_FORMAT)) => Ok(()),
             Some(Ok(v)) => Err(not(format!("study format {v}, this danas reads format {STUDY_FORMAT}"))),
             _ => Err(not("no study format in its meta table".into())),
         }
@@ -356,6 +381,18 @@ impl Journal {
             .collect()
     }
 
+    /// Replaces a finished trial's metrics (the final stage adds test metrics).
+    ///
+    /// # Errors
+    /// [`SearchError::UnknownTrial`]; database errors.
+    pub fn update_metrics(&self, id: u64, metrics: &Value) -> Result<(), SearchError> {
+        let n = self
+            .conn
+            .execute("UPDATE trials SET metrics = ?2 WHERE id = ?1", params![id as i64, metrics.to_string()])
+            .map_err(self.db())?;
+        if n == 0 { Err(SearchError::UnknownTrial(id)) } else { Ok(()) }
+    }
+
     /// Removes an interrupted (`running`) trial so it can be re-queued.
     ///
     /// # Errors
@@ -370,12 +407,26 @@ impl Journal {
     /// # Errors
     /// Database errors, or [`SearchError::Json`] for a malformed row.
     pub fn trials(&self) -> Result<Vec<TrialRecord>, SearchError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, genome, candidate, status, seed, costs, metrics, message, started_at, finished_at, eval_seconds FROM trials ORDER BY id",
-            )
-            .map_err(self.db())?;
+        self.select_trials(None)
+    }
+
+    /// One trial by id, if it is in the journal.
+    ///
+    /// # Errors
+    /// As [`Journal::trials`].
+    pub fn trial(&self, id: u64) -> Result<Option<TrialRecord>, SearchError> {
+        Ok(self.select_trials(Some(id))?.into_iter().next())
+    }
+
+    fn select_trials(&self, only: Option<u64>) -> Result<Vec<TrialRecord>, SearchError> {
+        const COLUMNS: &str =
+            "SELECT id, genome, candidate, status, seed, costs, metrics, message, started_at, finished_at, eval_seconds FROM trials";
+        let sql = match only {
+            Some(_) => format!("{COLUMNS} WHERE id = ?1"),
+            None => format!("{COLUMNS} ORDER BY id"),
+        };
+        let mut stmt = self.conn.prepare(&sql).map_err(self.db())?;
+        let params: Vec<i64> = only.map(|id| id as i64).into_iter().collect();
         type Row = (
             i64,
             String,
@@ -390,7 +441,7 @@ impl Journal {
             Option<f64>,
         );
         let rows: Vec<Row> = stmt
-            .query_map([], |r| {
+            .query_map(rusqlite::params_from_iter(params), |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,

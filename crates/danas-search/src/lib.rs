@@ -6,7 +6,10 @@
 //! evaluate → tell → journal) builds on these.
 
 mod budget;
+pub mod config;
 mod error;
+#[cfg(feature = "train")]
+mod evaluator;
 mod gate;
 mod journal;
 pub mod report;
@@ -14,9 +17,11 @@ mod search;
 
 pub use budget::Budget;
 pub use error::SearchError;
+#[cfg(feature = "train")]
+pub use evaluator::{SupernetEvaluator, metrics_of};
 pub use gate::CostModelGate;
 pub use journal::{Journal, STUDY_FORMAT, SupernetRecord, TrialEnd, TrialRecord, TrialStatus};
 pub use search::{
-    Assessment, Control, CostGate, EvalError, Evaluator, Observer, Prepared, Progress, STUDY_FILE, Search, SearchEvent,
-    SearchSummary,
+    Assessment, Control, CostGate, EvalError, Evaluator, Finalized, Observer, Prepared, Progress, STUDY_FILE, Search,
+    SearchEvent, SearchSummary,
 };

@@ -113,6 +113,31 @@ pub trait Evaluator: Send + Sync {
     /// # Errors
     /// Any failure (e.g. divergence); the trial is recorded as failed.
     fn evaluate(&self, candidate: &Candidate, seed: u64) -> Result<Metrics, EvalError>;
+
+    /// Final stage: trains a chosen candidate fully, saves the network under `dir`,
+    /// and reports its metrics including the **test** split (keys such as
+    /// `test_accuracy`). The default does nothing (`Ok(None)`).
+    ///
+    /// # Errors
+    /// Any failure; it is logged and the search result is kept.
+    fn finalize(
+        &self,
+        _candidate: &Candidate,
+        _seed: u64,
+        _dir: &Path,
+        _name: &str,
+    ) -> Result<Option<Finalized>, EvalError> {
+        Ok(None)
+    }
+}
+
+/// What [`Evaluator::finalize`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finalized {
+    /// Metrics of the finally trained network (`test_accuracy`, `final_val_accuracy`, …).
+    pub metrics: Metrics,
+    /// The saved network, relative to the results directory.
+    pub checkpoint: Option<String>,
 }
 
 /// Where a search stands, for observers.
@@ -220,6 +245,7 @@ pub struct Search {
     limits: ReportLimits,
     observers: Vec<Box<dyn Observer>>,
     accuracy: String,
+    final_top_k: usize,
 }
 
 impl std::fmt::Debug for Search {
@@ -257,7 +283,14 @@ impl Search {
             limits: ReportLimits::default(),
             observers: Vec::new(),
             accuracy: "val_accuracy".into(),
+            final_top_k: 0,
         }
+    }
+    /// After the search, trains the `k` most accurate Pareto candidates fully and
+    /// reports their test metrics ([`Evaluator::finalize`]); 0 (default) skips it.
+    pub fn final_top_k(mut self, k: usize) -> Self {
+        self.final_top_k = k;
+        self
     }
     /// Sets the budget.
     pub fn budget(mut self, budget: Budget) -> Self {
@@ -401,6 +434,8 @@ impl Search {
         progress.elapsed = elapsed();
         let mut stop = self.emit(&SearchEvent::Started { resumed, progress: &progress }) == Control::Stop;
         let mut ready: BTreeSet<DataConfig> = BTreeSet::new();
+        // Supernets that failed in this run: their candidates fail without retraining.
+        let mut broken: BTreeMap<DataConfig, String> = BTreeMap::new();
         let infeasible_cap =
             self.budget.max_trials.map(|m| m.saturating_mul(MAX_INFEASIBLE_PER_EVAL).saturating_add(1000));
 
@@ -475,10 +510,9 @@ impl Search {
             }
 
             // Prepare (train or load) the supernets this batch needs, one at a time.
-            let mut broken: BTreeMap<DataConfig, String> = BTreeMap::new();
             let datas: BTreeSet<DataConfig> = to_eval.iter().map(|t| t.1.data).collect();
             for data in datas {
-                if ready.contains(&data) {
+                if ready.contains(&data) || broken.contains_key(&data) {
                     continue;
                 }
                 let key = data.key();
@@ -507,6 +541,8 @@ impl Search {
                             journal.record_supernet(&key, ck, prep.seconds)?;
                         }
                         journal.event("supernet", &format!("{data} ready after {:.1} s", prep.seconds))?;
+                        // Supernet training counts against the wall-clock budget, also after a crash.
+                        journal.set_meta("elapsed_seconds", &elapsed().as_secs_f64().to_string())?;
                         ready.insert(data);
                     }
                     Err(e) => {
@@ -516,28 +552,45 @@ impl Search {
                 }
             }
 
-            // Evaluate in parallel.
+            // Evaluate in parallel. A panicking evaluation fails its trial, not the search.
             let evaluator = Arc::clone(&self.evaluator);
-            let results: Vec<(TrialId, Candidate, Assessment, Result<Metrics, String>, f64)> =
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = to_eval
-                        .into_iter()
-                        .map(|(id, cand, a, seed)| {
-                            let evaluator = Arc::clone(&evaluator);
-                            let broken = broken.get(&cand.data).cloned();
-                            s.spawn(move || {
-                                let t0 = Instant::now();
-                                let r = match broken {
-                                    Some(msg) => Err(msg),
-                                    None => evaluator.evaluate(&cand, seed).map_err(|e| e.to_string()),
-                                };
-                                (id, cand, a, r, t0.elapsed().as_secs_f64())
-                            })
-                        })
-                        .collect();
-                    handles.into_iter().filter_map(|h| h.join().ok()).collect()
-                });
-            for (id, _cand, a, r, secs) in results {
+            let results: Vec<Evaluated> = std::thread::scope(|s| {
+                let handles: Vec<_> = to_eval
+                    .into_iter()
+                    .map(|(id, cand, a, seed)| {
+                        let evaluator = Arc::clone(&evaluator);
+                        let broken = broken.get(&cand.data).cloned();
+                        let handle = s.spawn(move || {
+                            let t0 = Instant::now();
+                            let r = match broken {
+                                Some(msg) => Err(msg),
+                                None => evaluator.evaluate(&cand, seed).map_err(|e| e.to_string()),
+                            };
+                            (r, t0.elapsed().as_secs_f64())
+                        });
+                        (id, a, handle)
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(id, a, h)| {
+                        let (r, secs) = h.join().unwrap_or_else(|panic| {
+                            let what = panic
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_else(|| "unknown panic".into());
+                            (Err(format!("the evaluation panicked: {what}")), 0.0)
+                        });
+                        let r = r.and_then(|m| match m.0.iter().find(|(_, v)| !v.is_finite()) {
+                            Some((k, v)) => Err(format!("the evaluation returned a non-finite {k} ({v})")),
+                            None => Ok(m),
+                        });
+                        (id, a, r, secs)
+                    })
+                    .collect()
+            });
+            for (id, a, r, secs) in results {
                 match r {
                     Ok(m) => {
                         let mut all = a.metrics.clone();
@@ -581,6 +634,9 @@ impl Search {
         journal.set_meta("elapsed_seconds", &progress.elapsed.as_secs_f64().to_string())?;
         self.emit(&SearchEvent::Finished { progress: &progress });
         journal.event("finish", &format!("{} evaluated, {} infeasible", progress.evaluated, progress.infeasible))?;
+        if self.final_top_k > 0 {
+            self.final_stage(&mut journal)?;
+        }
         let trials = journal.trials()?;
         let outputs = write_outputs(&self.dir, &trials, &self.limits)?;
         Ok(SearchSummary { dir: self.dir.clone(), progress, trials, outputs })
@@ -602,13 +658,15 @@ impl Search {
         let tell = serde_json::to_value(Event::Tell { id, outcome: outcome.clone() }).unwrap_or(Value::Null);
         journal.finish_trial(id.0, end, elapsed().as_secs_f64(), Some(&tell))?;
         self.optimizer.tell(id, outcome).map_err(|e| SearchError::Optimizer(e.to_string()))?;
-        let record =
-            journal.trials()?.into_iter().rev().find(|t| t.id == id.0).ok_or(SearchError::UnknownTrial(id.0))?;
+        let record = journal.trial(id.0)?.ok_or(SearchError::UnknownTrial(id.0))?;
         tally(progress, &record, &self.accuracy);
         progress.elapsed = elapsed();
         Ok(self.emit(&SearchEvent::Trial { record: &record, progress }))
     }
 }
+
+/// One finished evaluation: trial, its cost assessment, metrics or failure, seconds.
+type Evaluated = (TrialId, Assessment, Result<Metrics, String>, f64);
 
 /// Names the optimisers' objectives use (see `danas_optim::names`) for the
 /// metrics the evaluators and the cost model report.
@@ -626,6 +684,42 @@ fn add_optimizer_aliases(m: &mut Metrics) {
         {
             m.insert(to, v);
         }
+    }
+}
+
+impl Search {
+    /// Trains the top-k Pareto candidates fully and merges their final metrics
+    /// (test included) into their journaled metrics. Already finalised trials are skipped.
+    fn final_stage(&mut self, journal: &mut Journal) -> Result<(), SearchError> {
+        let trials = journal.trials()?;
+        let rows: Vec<crate::report::TrialRow> = trials.iter().map(crate::report::TrialRow::from_record).collect();
+        let pareto = crate::report::pareto_indices(&rows, &self.limits);
+        for &i in pareto.iter().take(self.final_top_k) {
+            let t = &trials[i];
+            if t.metrics.as_ref().is_some_and(|m| m.get("test_accuracy").is_some()) {
+                continue;
+            }
+            let phase = format!("final training of trial {} ({})", t.id, t.candidate);
+            self.emit(&SearchEvent::Phase(&phase));
+            match self.evaluator.finalize(&t.candidate, t.seed, &self.dir, &format!("trial-{}", t.id)) {
+                Ok(Some(f)) => {
+                    let mut m = t.metrics.clone().unwrap_or_else(|| Value::Object(Default::default()));
+                    if let Some(obj) = m.as_object_mut() {
+                        for (k, v) in &f.metrics.0 {
+                            obj.insert(k.clone(), serde_json::json!(v));
+                        }
+                        if let Some(ck) = &f.checkpoint {
+                            obj.insert("final_checkpoint".into(), Value::String(ck.clone()));
+                        }
+                    }
+                    journal.update_metrics(t.id, &m)?;
+                    journal.event("final", &format!("trial {} finalised", t.id))?;
+                }
+                Ok(None) => break,
+                Err(e) => journal.event("final-failed", &format!("trial {}: {e}", t.id))?,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,392 @@
+//! `danas search`, `danas resume DIR` and `danas report DIR`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use danas_search::config::SearchConfig;
+use danas_search::report::{TrialRow, write_outputs};
+use danas_search::{Control, Journal, Observer, STUDY_FILE, SearchError, SearchEvent, SearchSummary, TrialStatus};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::InputError;
+
+/// Arguments of `danas search`. Flags override the config file; the defaults run a
+/// small real search on the built-in synthetic data under the paper's limits.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A TOML file with the search settings (see `docs/search.md`); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Search space: `paper`, `extended`, `demo` or a TOML space file.
+    #[arg(long)]
+    pub space: Option<String>,
+    /// Optimiser: random, paper-ga, aging-evolution, nsga2, bayesian.
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Data source: `synthetic`, `idx:DIR`, `folder:DIR`, `wake-vision:DIR`.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// MCU profile name (`danas mcus`) or TOML file.
+    #[arg(long)]
+    pub mcu: Option<String>,
+    /// RAM (arena) limit in KiB.
+    #[arg(long)]
+    pub ram_kib: Option<f64>,
+    /// Flash limit in KiB.
+    #[arg(long)]
+    pub flash_kib: Option<f64>,
+    /// Latency limit in ms.
+    #[arg(long)]
+    pub latency_ms: Option<f64>,
+    /// Wall-clock budget such as `30m` or `2h` (supernet training counts).
+    #[arg(long)]
+    pub budget: Option<String>,
+    /// Largest number of evaluated candidates.
+    #[arg(long)]
+    pub max_trials: Option<u64>,
+    /// Seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Evaluations in parallel.
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Fix the data configuration (the hardware-aware baseline), e.g. `96,rgb`.
+    #[arg(long)]
+    pub fixed_data: Option<String>,
+    /// Optimiser steps per supernet.
+    #[arg(long)]
+    pub supernet_steps: Option<u64>,
+    /// Fine-tuning steps per candidate (0: none).
+    #[arg(long)]
+    pub finetune_steps: Option<u64>,
+    /// Use at most this many training images.
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Use at most this many validation images.
+    #[arg(long)]
+    pub eval_limit: Option<usize>,
+    /// After the search, retrain the k most accurate Pareto candidates and report their test metrics.
+    #[arg(long)]
+    pub final_top_k: Option<usize>,
+    /// Training steps of each final retraining.
+    #[arg(long)]
+    pub final_steps: Option<u64>,
+    /// Results directory (default: a new dated folder under `results/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the Pareto set as JSON at the end (implies --quiet).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `danas resume`.
+#[derive(clap::Args, Debug)]
+pub struct ResumeArgs {
+    /// The results directory of the study.
+    pub dir: PathBuf,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the Pareto set as JSON at the end (implies --quiet).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `danas report`.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// The results directory of the study.
+    pub dir: PathBuf,
+}
+
+fn input(e: SearchError) -> anyhow::Error {
+    match e {
+        SearchError::Config { .. }
+        | SearchError::ConfigFile { .. }
+        | SearchError::Data(_)
+        | SearchError::Unreachable { .. }
+        | SearchError::NotAStudy { .. }
+        | SearchError::Locked { .. }
+        | SearchError::Exists { .. }
+        | SearchError::Budget { .. } => anyhow::Error::new(InputError(e.to_string())),
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn merge(args: &Args) -> anyhow::Result<SearchConfig> {
+    let mut c = match &args.config {
+        Some(p) => SearchConfig::from_toml_file(p).map_err(input)?,
+        None => SearchConfig::default(),
+    };
+    macro_rules! set {
+        ($($flag:ident => $field:expr),* $(,)?) => {
+            $(if let Some(v) = &args.$flag { $field = v.clone().into(); })*
+        };
+    }
+    set!(space => c.space, strategy => c.strategy, data => c.data, mcu => c.mcu);
+    if args.ram_kib.is_some() {
+        c.ram_kib = args.ram_kib;
+    }
+    if args.flash_kib.is_some() {
+        c.flash_kib = args.flash_kib;
+    }
+    if args.latency_ms.is_some() {
+        c.latency_ms = args.latency_ms;
+    }
+    if args.budget.is_some() {
+        c.budget = args.budget.clone();
+    }
+    if args.max_trials.is_some() {
+        c.max_trials = args.max_trials;
+    }
+    if let Some(s) = args.seed {
+        c.seed = s;
+    }
+    if let Some(p) = args.parallel {
+        c.parallel = p;
+    }
+    if args.fixed_data.is_some() {
+        c.fixed_data = args.fixed_data.clone();
+    }
+    if let Some(s) = args.supernet_steps {
+        c.supernet.steps = s;
+    }
+    if let Some(s) = args.finetune_steps {
+        c.evaluation.finetune_steps = s;
+    }
+    if let Some(k) = args.final_top_k {
+        c.final_top_k = k;
+    }
+    if let Some(s) = args.final_steps {
+        c.final_steps = s;
+    }
+    if args.train_limit.is_some() {
+        c.train_limit = args.train_limit;
+    }
+    if args.eval_limit.is_some() {
+        c.eval_limit = args.eval_limit;
+    }
+    Ok(c)
+}
+
+/// `results/YYYYMMDD-HHMMSS` (UTC), with a suffix if it exists.
+fn dated_dir() -> PathBuf {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let days = (secs / 86400) as i64;
+    let (y, m, d) = civil_from_days(days);
+    let t = secs % 86400;
+    let base = format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", t / 3600, (t / 60) % 60, t % 60);
+    let mut dir = Path::new("results").join(&base);
+    let mut k = 1;
+    while dir.exists() {
+        k += 1;
+        dir = Path::new("results").join(format!("{base}-{k}"));
+    }
+    dir
+}
+
+/// Days since 1970-01-01 to a (year, month, day) civil date.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Progress bars: trials done (or time used), best feasible so far, current phase.
+struct Bars {
+    bar: ProgressBar,
+}
+
+impl Bars {
+    fn new(max_trials: Option<u64>, wall: Option<Duration>) -> Self {
+        let (len, template) = match (max_trials, wall) {
+            (Some(n), _) => (n, "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials (eta {eta}) {msg}"),
+            (None, Some(w)) => (w.as_secs(), "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} s {msg}"),
+            (None, None) => (0, "{spinner} [{elapsed_precise}] {msg}"),
+        };
+        let bar = ProgressBar::new(len);
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Self { bar }
+    }
+}
+
+impl Observer for Bars {
+    fn on_event(&mut self, e: &SearchEvent<'_>) -> Control {
+        let best = |p: &danas_search::Progress| {
+            p.best_feasible
+                .map(|b| format!("best feasible {:.2}%", b * 100.0))
+                .unwrap_or_else(|| "no result yet".into())
+        };
+        match e {
+            SearchEvent::Started { progress, resumed } => {
+                self.bar.set_position(if progress.budget.max_trials.is_some() {
+                    progress.evaluated
+                } else {
+                    progress.elapsed.as_secs()
+                });
+                self.bar.set_message(format!("{} | {}", if *resumed { "resumed" } else { "started" }, best(progress)));
+            }
+            SearchEvent::Phase(p) => self.bar.set_message(p.to_string()),
+            SearchEvent::Trial { record, progress } => {
+                self.bar.set_position(if progress.budget.max_trials.is_some() {
+                    progress.evaluated
+                } else {
+                    progress.elapsed.as_secs()
+                });
+                let what = match record.status {
+                    TrialStatus::Infeasible => "infeasible, skipped".to_string(),
+                    TrialStatus::Failed => "failed".to_string(),
+                    _ => record
+                        .metrics
+                        .as_ref()
+                        .and_then(|m| m.get("val_accuracy"))
+                        .and_then(serde_json::Value::as_f64)
+                        .map(|a| format!("{:.2}%", a * 100.0))
+                        .unwrap_or_default(),
+                };
+                self.bar.set_message(format!(
+                    "{} | trial {} {}: {what} | {} infeasible skipped",
+                    best(progress),
+                    record.id,
+                    record.candidate,
+                    progress.infeasible
+                ));
+            }
+            SearchEvent::Finished { .. } => self.bar.finish_and_clear(),
+            _ => {}
+        }
+        Control::Continue
+    }
+}
+
+fn print_summary(s: &SearchSummary, json: bool) -> anyhow::Result<()> {
+    if json {
+        let pareto = std::fs::read_to_string(s.dir.join("pareto.json")).context("reading pareto.json")?;
+        let value: serde_json::Value = serde_json::from_str(&pareto)?;
+        let out = serde_json::json!({
+            "dir": s.dir,
+            "evaluated": s.progress.evaluated,
+            "infeasible": s.progress.infeasible,
+            "failed": s.progress.failed,
+            "elapsed_seconds": s.progress.elapsed.as_secs_f64(),
+            "best_feasible": s.progress.best_feasible,
+            "pareto": value,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "\n{} candidates evaluated, {} rejected by the cost gate before training, {} failed, in {:.1} min.",
+        s.progress.evaluated,
+        s.progress.infeasible,
+        s.progress.failed,
+        s.progress.elapsed.as_secs_f64() / 60.0
+    );
+    print_pareto(&s.outputs.pareto);
+    println!(
+        "\nResults in {}: report.md, pareto.csv, pareto.json, trials.csv, plots (*.svg, *.png), study.sqlite",
+        s.dir.display()
+    );
+    Ok(())
+}
+
+fn print_pareto(rows: &[TrialRow]) {
+    println!("\nPareto set (feasible; accuracy vs RAM, flash, latency):");
+    println!(
+        "{:>5}  {:<14} {:<22} {:>9} {:>10} {:>10} {:>10} {:>8}",
+        "trial", "data", "arch", "val acc", "arena KiB", "flash KiB", "lat ms", "MMACs"
+    );
+    for r in rows {
+        let f = |v: Option<f64>, s: f64, p: usize| v.map(|x| format!("{:.*}", p, x / s)).unwrap_or_else(|| "-".into());
+        println!(
+            "{:>5}  {:<14} {:<22} {:>8}% {:>10} {:>10} {:>10} {:>8}",
+            r.id,
+            r.data_key(),
+            r.arch,
+            f(r.val_accuracy, 0.01, 2),
+            f(r.arena_bytes, 1024.0, 1),
+            f(r.flash_bytes, 1024.0, 1),
+            f(r.latency_ms, 1.0, 1),
+            f(r.macs, 1e6, 2)
+        );
+    }
+    if rows.is_empty() {
+        println!("  (no feasible candidate was evaluated)");
+    }
+}
+
+/// Runs `danas search`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = merge(&args)?;
+    cfg.validate().map_err(input)?;
+    let dir = args.out.clone().unwrap_or_else(dated_dir);
+    if dir.join(STUDY_FILE).exists() {
+        return Err(input(SearchError::Exists { path: dir.join(STUDY_FILE) }));
+    }
+    let quiet = args.quiet || args.json;
+    if !quiet {
+        eprintln!(
+            "danas search: space {}, strategy {}, data {}, mcu {}, results in {}",
+            cfg.space,
+            cfg.strategy,
+            cfg.data,
+            cfg.mcu,
+            dir.display()
+        );
+    }
+    let mut search = cfg.build(&dir).map_err(input)?;
+    search.preflight(100_000).map_err(input)?;
+    if !quiet {
+        search = search.observer(Box::new(Bars::new(cfg.max_trials, cfg.budget().ok().and_then(|b| b.wall))));
+    }
+    let summary = search.run().map_err(input)?;
+    print_summary(&summary, args.json)
+}
+
+/// Runs `danas resume DIR`.
+pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
+    let cfg = SearchConfig::from_study(&args.dir).map_err(input)?;
+    let quiet = args.quiet || args.json;
+    let mut search = cfg.build(&args.dir).map_err(input)?;
+    if !quiet {
+        eprintln!("danas resume: {}", args.dir.display());
+        search = search.observer(Box::new(Bars::new(cfg.max_trials, cfg.budget().ok().and_then(|b| b.wall))));
+    }
+    let summary = search.resume().map_err(input)?;
+    print_summary(&summary, args.json)
+}
+
+/// Runs `danas report DIR`: re-renders the outputs from the journal.
+pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let cfg = SearchConfig::from_study(&args.dir).map_err(input)?;
+    let journal = Journal::open(&args.dir.join(STUDY_FILE)).map_err(input)?;
+    let trials = journal.trials()?;
+    drop(journal);
+    let out = write_outputs(&args.dir, &trials, &cfg.report_limits().map_err(input)?)?;
+    print_pareto(&out.pareto);
+    println!("\nRe-rendered {} files in {}", out.files.len(), args.dir.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(20_778), (2026, 11, 21));
+        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
+    }
+}

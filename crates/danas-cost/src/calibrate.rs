@@ -1,0 +1,180 @@
+//! Least-squares calibration of a profile's latency coefficients from measurements.
+
+use std::path::Path;
+
+use danas_core::{Arch, Candidate, Color, DataConfig, Precision};
+use serde::{Deserialize, Serialize};
+
+use crate::{CostError, LatencyFeatures, Profile, latency_features, read_tflite_file};
+
+/// One measurement: a model's latency features and its measured latency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationSample {
+    /// What was measured (file name or candidate), for reports.
+    pub label: String,
+    /// The model's features.
+    pub features: LatencyFeatures,
+    /// Measured latency in ms.
+    pub measured_ms: f64,
+}
+
+/// The result of [`calibrate`]: the fitted profile and the fit error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// The input profile with fitted `cycles_per_mac`, `cycles_per_element` and `per_op_cycles`.
+    pub profile: Profile,
+    /// Root-mean-square error of the fit, ms.
+    pub rmse_ms: f64,
+    /// Largest relative error |predicted − measured| / measured.
+    pub max_rel_error: f64,
+    /// Predicted latency per sample, ms.
+    pub predicted_ms: Vec<f64>,
+}
+
+/// Parses a calibration CSV: a header line `model,ms`, then one measurement per line.
+/// `model` is a `.tflite` path (relative to `base_dir`) or a candidate written
+/// `RES:COLOUR:ALPHA:D1-D2-D3-D4-D5[:CLASSES]`, e.g. `96:rgb:0.35:3-4-3-3-1:2`.
+///
+/// # Errors
+/// [`CostError::Calibration`] naming the line, or the model's own error.
+pub fn parse_calibration_csv(text: &str, origin: &str, base_dir: &Path) -> Result<Vec<CalibrationSample>, CostError> {
+    let bad = |line: usize, reason: String| CostError::Calibration { origin: origin.to_string(), line, reason };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || (i == 0 && line.to_ascii_lowercase().starts_with("model")) {
+            continue;
+        }
+        let Some((model, ms)) = line.rsplit_once(',') else {
+            return Err(bad(line_no, format!("expected `model,ms`, got `{line}`")));
+        };
+        let ms: f64 = ms.trim().parse().map_err(|_| bad(line_no, format!("`{}` is not a number of ms", ms.trim())))?;
+        if !(ms.is_finite() && ms > 0.0) {
+            return Err(bad(line_no, format!("measured latency {ms} must be > 0")));
+        }
+        let model = model.trim();
+        let features = if model.ends_with(".tflite") {
+            latency_features(&read_tflite_file(&base_dir.join(model))?.graph)?
+        } else {
+            let (cand, classes) = parse_candidate(model).map_err(|r| bad(line_no, r))?;
+            latency_features(&cand.blueprint(classes)?.to_graph(Precision::Int8))?
+        };
+        out.push(CalibrationSample { label: model.to_string(), features, measured_ms: ms });
+    }
+    if out.is_empty() {
+        return Err(bad(0, "no measurements".into()));
+    }
+    Ok(out)
+}
+
+fn parse_candidate(s: &str) -> Result<(Candidate, u32), String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if !(4..=5).contains(&parts.len()) {
+        return Err(format!("`{s}` is neither a .tflite path nor RES:COLOUR:ALPHA:D1-D2-D3-D4-D5[:CLASSES]"));
+    }
+    let res: u32 = parts[0].parse().map_err(|_| format!("resolution `{}` is not a whole number", parts[0]))?;
+    let color: Color = parts[1].parse().map_err(|e: danas_core::CoreError| e.to_string())?;
+    let alpha: f64 = parts[2].parse().map_err(|_| format!("alpha `{}` is not a number", parts[2]))?;
+    let depths: Result<Vec<u32>, _> = parts[3].split('-').map(str::parse).collect();
+    let depths = depths.map_err(|_| format!("depths `{}` must be like 3-4-3-3-1", parts[3]))?;
+    let classes = match parts.get(4) {
+        Some(c) => c.parse().map_err(|_| format!("classes `{c}` is not a whole number"))?,
+        None => 2,
+    };
+    let arch = Arch { depths, ..Arch::mobilenet_v2(alpha, [0; 5]) };
+    Ok((Candidate::new(DataConfig::new(res, color), arch), classes))
+}
+
+fn row(f: &LatencyFeatures) -> [f64; 6] {
+    [f.conv1x1_macs, f.conv_macs, f.depthwise_macs, f.fc_macs, f.elements, f.ops]
+}
+
+/// Fits the latency coefficients of `profile` to `samples` by least squares
+/// (cycles = Σ features × coefficients; ms = cycles / clock). Coefficients of features
+/// absent from every sample keep the profile's values; negative solutions are clamped
+/// to 0 and the rest refitted.
+///
+/// # Errors
+/// [`CostError::Calibration`] when there are no samples.
+pub fn calibrate(profile: &Profile, samples: &[CalibrationSample]) -> Result<Calibration, CostError> {
+    if samples.is_empty() {
+        return Err(CostError::Calibration { origin: "<samples>".into(), line: 0, reason: "no measurements".into() });
+    }
+    let cyc_per_ms = profile.clock_mhz * 1000.0;
+    let c = &profile.cycles_per_mac;
+    let mut coef = [c.conv1x1, c.conv, c.depthwise, c.fc, profile.cycles_per_element, profile.per_op_cycles];
+    let rows: Vec<[f64; 6]> = samples.iter().map(|s| row(&s.features)).collect();
+    let y: Vec<f64> = samples.iter().map(|s| s.measured_ms * cyc_per_ms).collect();
+    let mut active: Vec<usize> = (0..6).filter(|&j| rows.iter().any(|r| r[j] != 0.0)).collect();
+    loop {
+        let fixed: Vec<usize> = (0..6).filter(|j| !active.contains(j)).collect();
+        let resid: Vec<f64> =
+            rows.iter().zip(&y).map(|(r, &yy)| yy - fixed.iter().map(|&j| r[j] * coef[j]).sum::<f64>()).collect();
+        let k = active.len();
+        if k == 0 {
+            break;
+        }
+        // Normal equations with a tiny ridge (relative to the diagonal) for stability.
+        let mut a = vec![vec![0.0; k + 1]; k];
+        for (r, &t) in rows.iter().zip(&resid) {
+            for (p, &jp) in active.iter().enumerate() {
+                for (q, &jq) in active.iter().enumerate() {
+                    a[p][q] += r[jp] * r[jq];
+                }
+                a[p][k] += r[jp] * t;
+            }
+        }
+        for (p, row) in a.iter_mut().enumerate() {
+            row[p] += row[p].abs() * 1e-9 + 1e-12;
+        }
+        let sol = solve(a);
+        let neg: Vec<usize> = active.iter().zip(&sol).filter(|(_, v)| **v < 0.0).map(|(&j, _)| j).collect();
+        for (&j, &v) in active.iter().zip(&sol) {
+            coef[j] = v.max(0.0);
+        }
+        if neg.is_empty() {
+            break;
+        }
+        active.retain(|j| !neg.contains(j));
+    }
+    let predicted: Vec<f64> =
+        rows.iter().map(|r| r.iter().zip(&coef).map(|(x, c)| x * c).sum::<f64>() / cyc_per_ms).collect();
+    let n = samples.len() as f64;
+    let rmse = (samples.iter().zip(&predicted).map(|(s, p)| (p - s.measured_ms).powi(2)).sum::<f64>() / n).sqrt();
+    let max_rel =
+        samples.iter().zip(&predicted).map(|(s, p)| (p - s.measured_ms).abs() / s.measured_ms).fold(0.0, f64::max);
+    let mut p = profile.clone();
+    p.cycles_per_mac.conv1x1 = coef[0];
+    p.cycles_per_mac.conv = coef[1];
+    p.cycles_per_mac.depthwise = coef[2];
+    p.cycles_per_mac.fc = coef[3];
+    p.cycles_per_element = coef[4];
+    p.per_op_cycles = coef[5];
+    Ok(Calibration { profile: p, rmse_ms: rmse, max_rel_error: max_rel, predicted_ms: predicted })
+}
+
+/// Gaussian elimination with partial pivoting on an augmented k × (k+1) matrix.
+fn solve(mut a: Vec<Vec<f64>>) -> Vec<f64> {
+    let k = a.len();
+    for col in 0..k {
+        let piv = (col..k).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs())).unwrap_or(col);
+        a.swap(col, piv);
+        let d = a[col][col];
+        if d.abs() < 1e-300 {
+            continue;
+        }
+        let pivot = a[col].clone();
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col] / d;
+                if f != 0.0 {
+                    for (x, p) in row[col..].iter_mut().zip(&pivot[col..]) {
+                        *x -= f * p;
+                    }
+                }
+            }
+        }
+    }
+    (0..k).map(|i| if a[i][i].abs() < 1e-300 { 0.0 } else { a[i][k] / a[i][i] }).collect()
+}

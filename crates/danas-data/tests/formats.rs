@@ -1,0 +1,298 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Real formats on small files written by the tests.
+
+mod common;
+
+use std::io::Write;
+
+use common::*;
+use danas_core::{BatchSource, Color, DataConfig, Split};
+use danas_data::{DataError, Dataset, IdxSource, Source, WakeVisionSource, parse_source};
+
+const RED: [u8; 3] = [200, 30, 30];
+const BLUE: [u8; 3] = [20, 40, 210];
+
+#[test]
+fn folder_of_jpeg_and_png_with_bad_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("vww");
+    for i in 0..12 {
+        save(&root.join(format!("person/p{i}.jpg")), &picture(40 + i, 30, RED));
+        save(&root.join(format!("non_person/n{i}.png")), &picture(30, 50, BLUE));
+    }
+    write(&root.join("person/broken.jpg"), b"this is not a jpeg");
+    let good = jpeg_bytes(&picture(64, 48, RED));
+    write(&root.join("non_person/truncated.jpg"), &good[..good.len() / 3]);
+    write(&root.join("person/notes.txt"), b"ignored");
+
+    let ds =
+        Dataset::open(parse_source(&format!("folder:{}", root.display())).unwrap(), options(&tmp.path().join("c")))
+            .unwrap();
+    assert_eq!(ds.catalog().class_names, vec!["non_person", "person"]);
+    assert_eq!(ds.catalog().records.len(), 26);
+    let total: usize = [Split::Train, Split::Validation, Split::Test].iter().map(|&s| ds.len(s)).sum();
+    assert_eq!(total, 26);
+
+    // Building the caches finds the two bad files, skips and names them.
+    let dc = DataConfig::new(16, Color::Rgb);
+    let mut seen = 0;
+    for split in [Split::Train, Split::Validation, Split::Test] {
+        for b in ds.batches(split, dc, 5, false, 0) {
+            let b = b.unwrap();
+            b.validate().unwrap();
+            assert_eq!((b.c, b.h, b.w), (3, 16, 16));
+            assert!(b.images.iter().all(|v| (-1.0..=1.0).contains(v)));
+            for i in 0..b.n {
+                // Red images are labelled person (1), blue ones non_person (0).
+                let img = b.image(i);
+                let (r, bl) = (img[..256].iter().sum::<f32>(), img[512..].iter().sum::<f32>());
+                assert_eq!(b.labels[i], u32::from(r > bl));
+            }
+            seen += b.n;
+        }
+    }
+    assert_eq!(seen, 24);
+    let skipped = ds.skipped();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(skipped.iter().any(|s| s.path.ends_with("broken.jpg")));
+    assert!(skipped.iter().any(|s| s.path.ends_with("truncated.jpg") && s.reason.contains("decode")));
+
+    // The report names them too.
+    let report = danas_data::inspect(&ds, 1000).unwrap();
+    assert_eq!(report.skipped_count, 2);
+    assert_eq!(report.image_sizes.probed, 24);
+    assert_eq!(report.image_sizes.min_short_side, 30);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["splits"]["train"]["count"].as_u64().unwrap() as usize, ds.split_records(Split::Train).len());
+    assert!(json["skipped"][0]["path"].is_string() && json["skipped"][0]["reason"].is_string());
+}
+
+#[test]
+fn too_many_bad_files_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("d");
+    for i in 0..6 {
+        save(&root.join(format!("a/{i}.png")), &picture(20, 20, RED));
+        save(&root.join(format!("b/{i}.png")), &picture(20, 20, BLUE));
+        write(&root.join(format!("a/bad{i}.jpg")), b"garbage");
+    }
+    let mut o = options(&tmp.path().join("c"));
+    o.val_fraction = 0.0;
+    o.test_fraction = 0.0;
+    let ds = Dataset::open(parse_source(&format!("folder:{}", root.display())).unwrap(), o.clone()).unwrap();
+    let err = ds.prepare(Split::Train, 16).unwrap_err();
+    assert!(matches!(err, DataError::TooManyBad { bad: 6, total: 18, .. }), "{err}");
+    assert!(err.to_string().contains("bad0.jpg"), "{err}");
+    // A higher tolerance accepts it.
+    o.max_bad_fraction = 0.5;
+    o.cache_dir = tmp.path().join("c2");
+    let ds = Dataset::open(parse_source(&format!("folder:{}", root.display())).unwrap(), o).unwrap();
+    assert_eq!(ds.prepare(Split::Train, 16).unwrap().entries.len(), 12);
+}
+
+#[test]
+fn single_class_and_empty_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("one");
+    save(&root.join("only/x.png"), &picture(8, 8, RED));
+    let err =
+        Dataset::open(parse_source(&format!("folder:{}", root.display())).unwrap(), options(tmp.path())).unwrap_err();
+    assert!(matches!(err, DataError::SingleClass { .. }), "{err}");
+    let root = tmp.path().join("empty");
+    std::fs::create_dir_all(root.join("a")).unwrap();
+    std::fs::create_dir_all(root.join("b")).unwrap();
+    let err =
+        Dataset::open(parse_source(&format!("folder:{}", root.display())).unwrap(), options(tmp.path())).unwrap_err();
+    assert!(matches!(err, DataError::Empty { .. }), "{err}");
+}
+
+fn wake_vision_csv(rows: &[(&str, &str)]) -> String {
+    let mut s = String::from("filename,person,depiction,body_part,near,dark\n");
+    for (i, (f, p)) in rows.iter().enumerate() {
+        s.push_str(&format!("{f},{p},{},{},-1,\n", i % 2, (i + 1) % 2));
+    }
+    s
+}
+
+#[test]
+fn wake_vision_csv_and_tar_gz() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("wv");
+    std::fs::create_dir_all(&root).unwrap();
+    // Validation: 8 labelled rows (4 person), 2 rows with person -1/empty, 1 missing file.
+    let mut val_rows: Vec<(String, String)> = (0..8).map(|i| (format!("v{i}.jpg"), (i % 2).to_string())).collect();
+    val_rows.push(("v_unk1.jpg".into(), "-1".into()));
+    val_rows.push(("v_unk2.jpg".into(), String::new()));
+    val_rows.push(("v_missing.jpg".into(), "1".into()));
+    let rows: Vec<(&str, &str)> = val_rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    write(&root.join("wake_vision_validation.csv"), wake_vision_csv(&rows).as_bytes());
+    let train_rows: Vec<(String, String)> = (0..20).map(|i| (format!("t{i}.jpg"), (i % 2).to_string())).collect();
+    let rows: Vec<(&str, &str)> = train_rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    write(&root.join("wake_vision_train_quality.csv"), wake_vision_csv(&rows).as_bytes());
+
+    // All JPEGs (person = red) in one .tar.gz below a sub-folder, in a nested path.
+    let tar_path = root.join("archives/wake-vision-0.tar.gz");
+    std::fs::create_dir_all(tar_path.parent().unwrap()).unwrap();
+    let gz = flate2::write::GzEncoder::new(std::fs::File::create(&tar_path).unwrap(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, person) in val_rows.iter().chain(&train_rows).filter(|(n, _)| n != "v_missing.jpg") {
+        let bytes = jpeg_bytes(&picture(48, 36, if person == "1" { RED } else { BLUE }));
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("images/{name}"), bytes.as_slice()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap().flush().unwrap();
+
+    let src = WakeVisionSource::new(&root).unwrap();
+    let cat = src.catalog().unwrap();
+    assert_eq!(cat.excluded, 2);
+    assert_eq!(cat.flag_names, vec!["depiction", "body_part", "near", "dark"]);
+    assert_eq!(cat.records.len(), 29, "8 + 1 missing (found only on fetch) + 20");
+    let v3 = cat.records.iter().find(|r| r.key == "v3.jpg").unwrap();
+    assert_eq!((v3.label, v3.split.as_deref(), v3.flags.as_slice()), (1, Some("validation"), &[1, 0, -1, -1][..]));
+
+    let mut o = options(&tmp.path().join("cache"));
+    o.max_bad_fraction = 0.2;
+    let ds = Dataset::open(std::sync::Arc::new(src), o).unwrap();
+    assert_eq!(ds.split_records(Split::Train).len(), 20);
+    assert_eq!(ds.split_records(Split::Test).len(), 0);
+    let dc = DataConfig::new(24, Color::Grayscale);
+    let val = samples(&all_batches(&ds, Split::Validation, dc, 3, false, 0));
+    assert_eq!(val.len(), 8);
+    assert_eq!(ds.len(Split::Validation), 8);
+    assert_eq!(val.iter().filter(|(_, l)| *l == 1).count(), 4);
+    for (img, _) in &val {
+        assert_eq!(img.len(), 24 * 24);
+    }
+    let skipped = ds.skipped();
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].path.contains("v_missing.jpg") && skipped[0].reason.contains("not found"), "{skipped:?}");
+    let train = samples(&all_batches(&ds, Split::Train, DataConfig::new(24, Color::Rgb), 8, true, 1));
+    assert_eq!(train.len(), 20);
+    // Red = person: the red plane is brighter than the blue one.
+    for (img, l) in &train {
+        let r: f32 = img[..576].iter().sum();
+        let b: f32 = img[1152..].iter().sum();
+        assert_eq!(*l, u32::from(r > b));
+    }
+}
+
+#[test]
+fn wake_vision_extracted_dir_and_missing_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("wv");
+    let rows = [("a.jpg", "1"), ("b.jpg", "0"), ("c.jpg", "1"), ("d.jpg", "0"), ("gone.jpg", "0"), ("e.jpg", "-1")];
+    write(&root.join("wake_vision_test.csv"), wake_vision_csv(&rows).as_bytes());
+    write(&root.join("wake_vision_train_large.csv"), wake_vision_csv(&rows[..4]).as_bytes());
+    for (f, p) in &rows[..4] {
+        save(&root.join("test").join(f), &picture(30, 30, if *p == "1" { RED } else { BLUE }));
+    }
+    let cat = WakeVisionSource::new(&root).unwrap().catalog().unwrap();
+    assert_eq!(cat.records.len(), 8);
+    assert_eq!(cat.excluded, 1);
+    assert_eq!(cat.skipped.len(), 1);
+    assert!(cat.skipped[0].reason.contains("gone.jpg"));
+    let bad = root.join("wake_vision_validation.csv");
+    write(&bad, b"file,label\nx.jpg,1\n");
+    let err = WakeVisionSource::new(&root).unwrap().catalog().unwrap_err();
+    assert!(err.to_string().contains("filename") && err.to_string().contains("wake_vision_validation.csv"), "{err}");
+}
+
+fn idx_bytes(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = magic.to_be_bytes().to_vec();
+    for d in dims {
+        v.extend(d.to_be_bytes());
+    }
+    v.extend(data);
+    v
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn gzipped_idx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mnist");
+    let (n_train, n_test) = (40usize, 10usize);
+    for (prefix, n) in [("train", n_train), ("t10k", n_test)] {
+        // Image i is constant 10 * label, label = i mod 3.
+        let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+        let pixels: Vec<u8> = labels.iter().flat_map(|&l| vec![l * 100; 28 * 28]).collect();
+        write(
+            &dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
+            &gz(&idx_bytes(0x803, &[n as u32, 28, 28], &pixels)),
+        );
+        write(&dir.join(format!("{prefix}-labels-idx1-ubyte.gz")), &gz(&idx_bytes(0x801, &[n as u32], &labels)));
+    }
+    let ds = Dataset::from_spec(&format!("idx:{}", dir.display()), options(&tmp.path().join("c"))).unwrap();
+    assert_eq!(ds.classes(), 3);
+    assert_eq!(ds.len(Split::Train) + ds.len(Split::Validation), n_train);
+    assert_eq!(ds.len(Split::Validation), 3, "round(10 % of 14, 13, 13) per class");
+    assert_eq!(ds.len(Split::Test), n_test);
+    for (img, l) in samples(&all_batches(&ds, Split::Test, DataConfig::new(32, Color::Grayscale), 4, false, 0)) {
+        assert_eq!(img.len(), 32 * 32);
+        let want = f32::from(l as u8 * 100) / 127.5 - 1.0;
+        assert!(img.iter().all(|v| (v - want).abs() < 0.02), "label {l}: {} vs {want}", img[0]);
+    }
+    // A truncated image file is a clear error naming it.
+    write(&dir.join("t10k-images-idx3-ubyte.gz"), &gz(&idx_bytes(0x803, &[10, 28, 28], &[0; 100])));
+    let ds = Dataset::from_spec(&format!("idx:{}", dir.display()), options(&tmp.path().join("c2"))).unwrap();
+    let err = ds.prepare(Split::Test, 28).unwrap_err();
+    assert!(err.to_string().contains("t10k-images-idx3-ubyte.gz") && err.to_string().contains("truncated"), "{err}");
+    // Labels without images.
+    std::fs::remove_file(dir.join("t10k-images-idx3-ubyte.gz")).unwrap();
+    let err = IdxSource::new(&dir).unwrap().catalog().unwrap_err();
+    assert!(err.to_string().contains("t10k-images-idx3-ubyte"), "{err}");
+}
+
+#[test]
+fn fashion_mnist_from_the_debian_package() {
+    let dir = std::path::Path::new("/usr/share/datasets/fashion-mnist");
+    if !dir.is_dir() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install the Debian package dataset-fashion-mnist");
+        println!("skipped: {} is absent (apt-get install dataset-fashion-mnist)", dir.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = Dataset::from_spec("idx:/usr/share/datasets/fashion-mnist", options(tmp.path())).unwrap();
+    let cat = ds.catalog();
+    let count = |s: &str| cat.records.iter().filter(|r| r.split.as_deref() == Some(s)).count();
+    assert_eq!((count("train"), count("test")), (60_000, 10_000));
+    assert_eq!(ds.classes(), 10);
+    assert_eq!(ds.len(Split::Train) + ds.len(Split::Validation), 60_000);
+    assert_eq!(ds.len(Split::Test), 10_000);
+    let counts = ds.split_counts();
+    assert!(counts["test"].per_class.values().all(|&c| c == 1000));
+    assert!(counts["validation"].per_class.values().all(|&c| c == 600), "stratified 10 %");
+}
+
+#[test]
+fn built_in_sources_pass_the_conformance_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("f");
+    for i in 0..3 {
+        save(&folder.join(format!("a/{i}.png")), &picture(10, 12, RED));
+        save(&folder.join(format!("b/{i}.jpg")), &picture(12, 10, BLUE));
+    }
+    let wv = tmp.path().join("wv");
+    write(&wv.join("wake_vision_test.csv"), wake_vision_csv(&[("x.jpg", "1"), ("y.jpg", "0")]).as_bytes());
+    save(&wv.join("img/x.jpg"), &picture(9, 9, RED));
+    save(&wv.join("img/y.jpg"), &picture(9, 9, BLUE));
+    let idx = tmp.path().join("idx");
+    write(&idx.join("train-images-idx3-ubyte"), &idx_bytes(0x803, &[4, 2, 2], &[7; 16]));
+    write(&idx.join("train-labels-idx1-ubyte"), &idx_bytes(0x801, &[4], &[0, 1, 0, 1]));
+    for spec in [
+        format!("folder:{}", folder.display()),
+        format!("wake-vision:{}", wv.display()),
+        format!("idx:{}", idx.display()),
+        "synthetic:n=12,size=16".to_string(),
+    ] {
+        danas_data::check_source(parse_source(&spec).unwrap().as_ref(), 5).unwrap_or_else(|e| panic!("{spec}: {e}"));
+    }
+}

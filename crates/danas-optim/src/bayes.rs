@@ -1,0 +1,381 @@
+//! Bayesian optimisation with the small exact GP of [`crate::gp`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use danas_space::{Genome, GroupWeights, SearchSpace};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::gp::{Gp, GpHyper, default_grid, expected_improvement, norm_cdf};
+use crate::optimizer::{propose_with, rng_from, rng_serde};
+use crate::{
+    Ledger, Limit, Objective, OptimError, Optimizer, Oracle, Outcome, Proposal, Scalarization, TrialId, Violation,
+    ensure_nonempty, total_violation,
+};
+
+/// What the Bayesian optimiser models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BayesMode {
+    /// One scalar fitness; expected improvement of the best feasible score times the
+    /// probability of feasibility (a second GP on the violation) once an infeasible
+    /// trial has been seen.
+    Scalar(Scalarization),
+    /// Multi-objective (ParEGO, Knowles 2006): each ask draws random weights and
+    /// models the augmented Chebyshev scalarisation of the normalised objectives;
+    /// limits as in the scalar mode.
+    ParEgo {
+        /// The objectives.
+        objectives: Vec<Objective>,
+        /// Hard limits.
+        limits: Vec<Limit>,
+    },
+}
+
+/// Settings of [`Bayesian`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BayesConfig {
+    /// What to model (default: maximise accuracy under the paper's hard limits).
+    pub mode: BayesMode,
+    /// Random proposals before the GP is used (default 10).
+    pub initial: usize,
+    /// Random candidates scored by the acquisition per ask (default 256).
+    pub random_candidates: usize,
+    /// Best observed genomes whose mutants are also scored (default 8).
+    pub local_parents: usize,
+    /// Mutants per local parent (default 12).
+    pub local_mutants: usize,
+    /// Re-select the hyperparameters on the grid (by marginal likelihood on the 100
+    /// most recent observations) at most every this many new observations once 40
+    /// are in (default 20); in between the last ones are reused. The GP itself is
+    /// refitted on all observations at every ask.
+    pub refit_every: usize,
+}
+
+impl Default for BayesConfig {
+    fn default() -> Self {
+        Self {
+            mode: BayesMode::Scalar(Scalarization::constrained_paper()),
+            initial: 10,
+            random_candidates: 256,
+            local_parents: 8,
+            local_mutants: 12,
+            refit_every: 20,
+        }
+    }
+}
+
+impl BayesConfig {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`OptimError::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<(), OptimError> {
+        if self.random_candidates + self.local_parents * self.local_mutants == 0 {
+            return Err(OptimError::config("random_candidates", self.random_candidates, "no candidates to score"));
+        }
+        if self.refit_every == 0 {
+            return Err(OptimError::config("refit_every", 0, "must be at least 1"));
+        }
+        match &self.mode {
+            BayesMode::Scalar(s) => s.validate(),
+            BayesMode::ParEgo { objectives, .. } if objectives.is_empty() => {
+                Err(OptimError::config("mode.objectives", "[]", "needs at least one objective"))
+            }
+            BayesMode::ParEgo { .. } => Ok(()),
+        }
+    }
+}
+
+/// Hyperparameters are selected on at most this many (most recent) observations.
+const HYPER_SUBSET: usize = 100;
+
+/// An observation: encoding, objective losses or score, violation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Obs {
+    genome: Genome,
+    /// Scalar mode: [score] (`None` when unknown); ParEGO: losses.
+    values: Option<Vec<f64>>,
+    violation: f64,
+}
+
+/// Bayesian optimisation over the space's numeric encoding (ordinal genes scaled
+/// to [0, 1], categorical genes one-hot) with an exact GP ([`Gp`]: Matérn 5/2,
+/// hyperparameters by marginal likelihood on a grid). Acquisition: expected
+/// improvement × probability of feasibility, maximised over random (oracle-feasible)
+/// samples plus mutants of the best observations. A batch of `n` takes the `n` best
+/// distinct candidates.
+pub struct Bayesian {
+    space: Arc<dyn SearchSpace>,
+    oracle: Option<Oracle>,
+    cfg: BayesConfig,
+    st: BayesState,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct BayesState {
+    ledger: Ledger,
+    #[serde(with = "rng_serde")]
+    rng: ChaCha8Rng,
+    obs: Vec<Obs>,
+    random_issued: usize,
+    hyper: Option<GpHyper>,
+    hyper_at: usize,
+    cons_hyper: Option<GpHyper>,
+}
+
+impl Bayesian {
+    /// Default settings: maximise accuracy under the paper's hard limits.
+    pub fn new(space: Arc<dyn SearchSpace>, seed: u64) -> Self {
+        Self { space, oracle: None, cfg: BayesConfig::default(), st: BayesState::new(seed) }
+    }
+
+    /// With checked settings.
+    ///
+    /// # Errors
+    /// [`OptimError::InvalidConfig`] when the settings are invalid.
+    pub fn with_config(space: Arc<dyn SearchSpace>, cfg: BayesConfig, seed: u64) -> Result<Self, OptimError> {
+        cfg.validate()?;
+        Ok(Self { space, oracle: None, cfg, st: BayesState::new(seed) })
+    }
+
+    /// Scores only candidates the oracle calls feasible.
+    pub fn with_oracle(mut self, oracle: Oracle) -> Self {
+        self.oracle = Some(oracle);
+        self
+    }
+
+    fn observe(&self, genome: Genome, outcome: &Outcome) -> Result<Option<Obs>, OptimError> {
+        let limits_violation = |limits: &[Limit], m: &crate::Metrics| -> Result<f64, OptimError> {
+            let mut v: Vec<Violation> = Vec::new();
+            for l in limits {
+                v.extend(l.check(m)?);
+            }
+            Ok(total_violation(&v))
+        };
+        Ok(match (outcome, &self.cfg.mode) {
+            (Outcome::Failed(_), _) => None,
+            (Outcome::Infeasible(v), _) => Some(Obs { genome, values: None, violation: total_violation(v).max(1e-9) }),
+            (Outcome::Complete(m), BayesMode::Scalar(s)) => {
+                let f = s.fitness(m)?;
+                Some(Obs { genome, values: Some(vec![f.score]), violation: f.violation })
+            }
+            (Outcome::Complete(m), BayesMode::ParEgo { objectives, limits }) => {
+                let losses = objectives.iter().map(|o| o.loss(m)).collect::<Result<Vec<_>, _>>()?;
+                Some(Obs { genome, values: Some(losses), violation: limits_violation(limits, m)? })
+            }
+        })
+    }
+
+    /// Targets to maximise for the objective GP (indices into obs and values).
+    fn targets(&mut self) -> (Vec<usize>, Vec<f64>) {
+        let idx: Vec<usize> = (0..self.st.obs.len()).filter(|&i| self.st.obs[i].values.is_some()).collect();
+        let y = match &self.cfg.mode {
+            BayesMode::Scalar(_) => idx.iter().map(|&i| self.st.obs[i].values.as_ref().map_or(0.0, |v| v[0])).collect(),
+            BayesMode::ParEgo { objectives, .. } => {
+                let m = objectives.len();
+                let vals: Vec<&Vec<f64>> = idx.iter().filter_map(|&i| self.st.obs[i].values.as_ref()).collect();
+                let lo: Vec<f64> = (0..m).map(|k| vals.iter().map(|v| v[k]).fold(f64::INFINITY, f64::min)).collect();
+                let hi: Vec<f64> =
+                    (0..m).map(|k| vals.iter().map(|v| v[k]).fold(f64::NEG_INFINITY, f64::max)).collect();
+                // weights uniform on the simplex
+                let mut cuts: Vec<f64> = (0..m.saturating_sub(1)).map(|_| self.st.rng.random::<f64>()).collect();
+                cuts.sort_by(f64::total_cmp);
+                let mut w = Vec::with_capacity(m);
+                let mut prev = 0.0;
+                for c in cuts.iter().chain(std::iter::once(&1.0)) {
+                    w.push(c - prev);
+                    prev = *c;
+                }
+                vals.iter()
+                    .map(|v| {
+                        let f: Vec<f64> = (0..m)
+                            .map(|k| if hi[k] > lo[k] { (v[k] - lo[k]) / (hi[k] - lo[k]) } else { 0.0 })
+                            .collect();
+                        let cheb = (0..m).map(|k| w[k] * f[k]).fold(f64::NEG_INFINITY, f64::max);
+                        let sum: f64 = (0..m).map(|k| w[k] * f[k]).sum();
+                        -(cheb + 0.05 * sum)
+                    })
+                    .collect()
+            }
+        };
+        (idx, y)
+    }
+
+    fn fit(&mut self, x: &[Vec<f64>], y: &[f64], constraint: bool) -> Option<Gp> {
+        let n = y.len();
+        let cached = if constraint { self.st.cons_hyper } else { self.st.hyper };
+        let due = n <= 40 || n >= self.st.hyper_at + self.cfg.refit_every || cached.is_none();
+        let hyper = if due {
+            // select hyperparameters on the most recent HYPER_SUBSET points (cheap), then fit on all
+            let m = n.min(HYPER_SUBSET);
+            Gp::fit(&x[n - m..], &y[n - m..], &default_grid()).map(|g| g.hyper()).or(cached)
+        } else {
+            cached
+        };
+        let gp = hyper.and_then(|h| Gp::fit_with(x, y, h)).or_else(|| Gp::fit(x, y, &default_grid()))?;
+        if constraint {
+            self.st.cons_hyper = Some(gp.hyper());
+        } else {
+            self.st.hyper = Some(gp.hyper());
+            if due {
+                self.st.hyper_at = n;
+            }
+        }
+        Some(gp)
+    }
+
+    fn candidates(&mut self, batch: &BTreeSet<Genome>) -> Vec<Genome> {
+        let mut set: BTreeSet<Genome> = BTreeSet::new();
+        let ok = |g: &Genome, ledger: &Ledger, oracle: Option<&Oracle>| {
+            !ledger.seen(g) && !batch.contains(g) && oracle.is_none_or(|o| o(g).is_feasible())
+        };
+        let st = &mut self.st;
+        for _ in 0..self.cfg.random_candidates {
+            let g = self.space.sample(&mut st.rng);
+            if !set.contains(&g) && ok(&g, &st.ledger, self.oracle.as_ref()) {
+                set.insert(g);
+            }
+        }
+        // parents: best feasible-first observations
+        let mut order: Vec<usize> = (0..st.obs.len()).filter(|&i| st.obs[i].values.is_some()).collect();
+        let key = |o: &Obs| (o.violation, o.values.as_ref().map_or(0.0, |v| -v.iter().sum::<f64>()));
+        order.sort_by(|&a, &b| {
+            let (va, sa) = key(&st.obs[a]);
+            let (vb, sb) = key(&st.obs[b]);
+            va.total_cmp(&vb).then(sa.total_cmp(&sb))
+        });
+        if matches!(self.cfg.mode, BayesMode::ParEgo { .. }) {
+            // any observed point is a reasonable parent in the multi-objective case
+            order.shuffle(&mut st.rng);
+        }
+        for &i in order.iter().take(self.cfg.local_parents) {
+            let parent = st.obs[i].genome.clone();
+            for _ in 0..self.cfg.local_mutants {
+                let g = self.space.mutate_weighted(&parent, &mut st.rng, &GroupWeights::UNIFORM);
+                if !set.contains(&g) && ok(&g, &st.ledger, self.oracle.as_ref()) {
+                    set.insert(g);
+                }
+            }
+        }
+        set.into_iter().collect()
+    }
+
+    fn random_one(&mut self, batch: &BTreeSet<Genome>) -> Genome {
+        let st = &mut self.st;
+        let space = &self.space;
+        propose_with(&st.ledger, self.oracle.as_ref(), 64, batch, || space.sample(&mut st.rng))
+    }
+}
+
+impl BayesState {
+    fn new(seed: u64) -> Self {
+        Self {
+            ledger: Ledger::new(),
+            rng: rng_from(seed),
+            obs: Vec::new(),
+            random_issued: 0,
+            hyper: None,
+            hyper_at: 0,
+            cons_hyper: None,
+        }
+    }
+}
+
+impl Optimizer for Bayesian {
+    fn name(&self) -> &str {
+        "bayesian"
+    }
+
+    fn space(&self) -> &dyn SearchSpace {
+        self.space.as_ref()
+    }
+
+    fn ask(&mut self, n: usize) -> Result<Vec<Proposal>, OptimError> {
+        ensure_nonempty(self.space.as_ref())?;
+        let mut batch: BTreeSet<Genome> = BTreeSet::new();
+        let mut chosen: Vec<Genome> = Vec::new();
+        let (idx, y) = self.targets();
+        if n > 0 && self.st.random_issued >= self.cfg.initial && idx.len() >= 2 {
+            let x: Vec<Vec<f64>> = idx.iter().map(|&i| self.space.encode(&self.st.obs[i].genome)).collect();
+            let best = idx
+                .iter()
+                .zip(&y)
+                .filter(|(i, _)| self.st.obs[**i].violation <= 0.0)
+                .map(|(_, v)| *v)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let gp = self.fit(&x, &y, false);
+            let any_infeasible = self.st.obs.iter().any(|o| o.violation > 0.0);
+            let cons = if any_infeasible {
+                let xc: Vec<Vec<f64>> = self.st.obs.iter().map(|o| self.space.encode(&o.genome)).collect();
+                let yc: Vec<f64> = self.st.obs.iter().map(|o| o.violation.min(10.0)).collect();
+                self.fit(&xc, &yc, true)
+            } else {
+                None
+            };
+            let cands = self.candidates(&batch);
+            let mut scored: Vec<(f64, usize)> = cands
+                .iter()
+                .enumerate()
+                .map(|(k, g)| {
+                    let e = self.space.encode(g);
+                    let pof = cons.as_ref().map_or(1.0, |c| {
+                        let (m, s) = c.predict(&e);
+                        norm_cdf((1e-3 - m) / s.max(1e-9))
+                    });
+                    let a = match &gp {
+                        Some(gp) if best.is_finite() => {
+                            let (m, s) = gp.predict(&e);
+                            expected_improvement(m, s, best) * pof
+                        }
+                        Some(gp) => {
+                            // no feasible point yet: feasibility first, mean as a tie-break
+                            let (m, _) = gp.predict(&e);
+                            pof + 1e-6 * m.tanh()
+                        }
+                        None => pof,
+                    };
+                    (if a.is_finite() { a } else { 0.0 }, k)
+                })
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            for (_, k) in scored.into_iter().take(n) {
+                batch.insert(cands[k].clone());
+                chosen.push(cands[k].clone());
+            }
+        }
+        let mut out = Vec::with_capacity(n);
+        for g in chosen {
+            out.push(self.st.ledger.issue(g));
+        }
+        while out.len() < n {
+            self.st.random_issued += 1;
+            let g = self.random_one(&batch);
+            batch.insert(g.clone());
+            out.push(self.st.ledger.issue(g));
+        }
+        Ok(out)
+    }
+
+    fn tell(&mut self, id: TrialId, outcome: Outcome) -> Result<(), OptimError> {
+        let genome = self.st.ledger.check_pending(id)?.clone();
+        let obs = self.observe(genome, &outcome)?;
+        self.st.ledger.settle(id, outcome)?;
+        if let Some(o) = obs {
+            self.st.obs.push(o);
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<serde_json::Value, OptimError> {
+        crate::snapshot_of("bayesian", self.space.as_ref(), &(&self.cfg, &self.st))
+    }
+
+    fn restore(&mut self, snapshot: serde_json::Value) -> Result<(), OptimError> {
+        (self.cfg, self.st) = crate::restore_from("bayesian", self.space.as_ref(), snapshot)?;
+        Ok(())
+    }
+}

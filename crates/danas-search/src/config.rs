@@ -1,0 +1,517 @@
+//! The settings of a search, as a TOML file (`danas search --config FILE`) or
+//! command-line flags. Every setting is validated before any work starts, and the
+//! whole config is journaled so `danas resume DIR` rebuilds the same search.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use danas_core::{DataConfig, Precision};
+use danas_cost::{Limits, Profile};
+use danas_space::{CandidateSpace, MbSpace, SearchSpace};
+use serde::{Deserialize, Serialize};
+
+use crate::report::ReportLimits;
+use crate::{Budget, CostModelGate, SearchError};
+
+/// Supernet training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupernetSettings {
+    /// `full` (the paper: train the largest network only) or `sandwich`.
+    pub strategy: String,
+    /// Optimiser steps per supernet.
+    pub steps: u64,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Peak learning rate (Adam).
+    pub lr: f64,
+    /// Linear warm-up steps before the cosine decay.
+    pub warmup_steps: u64,
+}
+
+impl Default for SupernetSettings {
+    fn default() -> Self {
+        Self { strategy: "full".into(), steps: 150, batch_size: 64, lr: 3e-3, warmup_steps: 10 }
+    }
+}
+
+/// Candidate evaluation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSettings {
+    /// Training batches used to recalibrate BatchNorm statistics of the extracted network.
+    pub calib_batches: usize,
+    /// Fine-tuning steps on a copy (0: none; the paper uses 100 = 10 × 10).
+    pub finetune_steps: u64,
+    /// Fine-tuning learning rate.
+    pub finetune_lr: f64,
+    /// Images per batch for calibration, fine-tuning and validation.
+    pub batch_size: usize,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        Self { calib_batches: 8, finetune_steps: 0, finetune_lr: 1e-4, batch_size: 64 }
+    }
+}
+
+/// Everything a search needs. Defaults: the `demo` space on the built-in
+/// `synthetic` data, under the paper's limits (512 KiB RAM, 2 MiB flash on an
+/// STM32H743-class board), for 4 minutes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// A preset (`paper`, `extended`, `demo`) or the path of a TOML space file.
+    pub space: String,
+    /// The original code's grayscale base width (0.33), for faithful reproductions.
+    pub mono_base_width: Option<f64>,
+    /// Fix the data configuration (the hardware-aware baseline), e.g. `96,rgb`.
+    pub fixed_data: Option<String>,
+    /// Optimiser: `random`, `paper-ga`, `aging-evolution`, `nsga2`, `bayesian`.
+    pub strategy: String,
+    /// Data source: `synthetic`, `idx:DIR`, `folder:DIR`, `wake-vision:DIR`.
+    pub data: String,
+    /// Use at most this many training images.
+    pub train_limit: Option<usize>,
+    /// Use at most this many validation (and test) images.
+    pub eval_limit: Option<usize>,
+    /// Dataset cache directory (default `$DANAS_CACHE` or `.cache/danas`).
+    pub cache_dir: Option<PathBuf>,
+    /// A built-in MCU name (`danas mcus`) or the path of a TOML profile.
+    pub mcu: String,
+    /// RAM limit for the arena in KiB (default: the paper's 512).
+    pub ram_kib: Option<f64>,
+    /// Flash limit in KiB (default: the paper's 2048).
+    pub flash_kib: Option<f64>,
+    /// Optional latency limit in ms.
+    pub latency_ms: Option<f64>,
+    /// Deployed precision: `int8`, `f16` or `f32`.
+    pub precision: String,
+    /// Wall-clock budget, e.g. `30m` (supernet training counts); `none` for no
+    /// wall-clock limit. When neither `budget` nor `max_trials` is set, the search
+    /// stops after [`DEFAULT_BUDGET`] or [`DEFAULT_MAX_TRIALS`] trials, whichever
+    /// comes first; when only one is set, only that one applies.
+    pub budget: Option<String>,
+    /// Largest number of evaluated candidates (see `budget`).
+    pub max_trials: Option<u64>,
+    /// Seed of everything.
+    pub seed: u64,
+    /// Evaluations in parallel.
+    pub parallel: usize,
+    /// Supernet training.
+    pub supernet: SupernetSettings,
+    /// Candidate evaluation.
+    pub evaluation: EvalSettings,
+    /// Retrain the top-k Pareto candidates from scratch after the search and report
+    /// their test metrics (0: skip).
+    pub final_top_k: usize,
+    /// Training steps of each final retraining.
+    pub final_steps: u64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            space: "demo".into(),
+            mono_base_width: None,
+            fixed_data: None,
+            strategy: "aging-evolution".into(),
+            data: "synthetic:n=2000,size=48".into(),
+            train_limit: None,
+            eval_limit: None,
+            cache_dir: None,
+            mcu: "nucleo-h743".into(),
+            ram_kib: None,
+            flash_kib: None,
+            latency_ms: None,
+            precision: "int8".into(),
+            budget: None,
+            max_trials: None,
+            seed: 0,
+            parallel: 2,
+            supernet: SupernetSettings::default(),
+            evaluation: EvalSettings::default(),
+            final_top_k: 0,
+            final_steps: 300,
+        }
+    }
+}
+
+/// The wall-clock budget when neither `budget` nor `max_trials` is set.
+pub const DEFAULT_BUDGET: &str = "4m";
+/// The trial budget when neither `budget` nor `max_trials` is set.
+pub const DEFAULT_MAX_TRIALS: u64 = 60;
+
+/// The paper's limits.
+pub const PAPER_RAM_KIB: f64 = 512.0;
+/// The paper's limits.
+pub const PAPER_FLASH_KIB: f64 = 2048.0;
+
+/// Known optimiser names.
+pub const STRATEGIES: [&str; 5] = ["random", "paper-ga", "aging-evolution", "nsga2", "bayesian"];
+
+fn bad(field: &str, value: impl std::fmt::Display, reason: impl Into<String>) -> SearchError {
+    SearchError::Config { field: field.into(), value: value.to_string(), reason: reason.into() }
+}
+
+impl SearchConfig {
+    /// Parses a TOML config; unknown keys and wrong types are errors naming the key.
+    ///
+    /// # Errors
+    /// [`SearchError::ConfigFile`] naming the file and the key.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self, SearchError> {
+        toml::from_str(text).map_err(|e| SearchError::ConfigFile {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim().to_string(),
+        })
+    }
+
+    /// Reads a TOML config file.
+    ///
+    /// # Errors
+    /// [`SearchError::ConfigFile`].
+    pub fn from_toml_file(path: &Path) -> Result<Self, SearchError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SearchError::ConfigFile { path: path.to_path_buf(), message: format!("cannot read: {e}") })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// The search space, with `fixed_data` and `mono_base_width` applied.
+    ///
+    /// # Errors
+    /// [`SearchError::Config`] naming `space`, `fixed_data` or `mono_base_width`.
+    pub fn build_space(&self) -> Result<MbSpace, SearchError> {
+        let mut space = match MbSpace::by_name(&self.space) {
+            Ok(s) => s,
+            Err(_) if Path::new(&self.space).is_file() => {
+                MbSpace::from_toml_file(Path::new(&self.space)).map_err(|e| bad("space", &self.space, e.to_string()))?
+            }
+            Err(_) => {
+                return Err(bad(
+                    "space",
+                    &self.space,
+                    "neither a preset (paper, extended, demo) nor an existing TOML file",
+                ));
+            }
+        };
+        if let Some(m) = self.mono_base_width {
+            let mut c = space.config().clone();
+            c.mono_base_width = Some(m);
+            space = MbSpace::new(c).map_err(|e| bad("mono_base_width", m, e.to_string()))?;
+        }
+        if let Some(fd) = &self.fixed_data {
+            let d: DataConfig = fd.parse().map_err(|e: danas_core::CoreError| bad("fixed_data", fd, e.to_string()))?;
+            space = space.with_fixed_data(d).map_err(|e| bad("fixed_data", fd, e.to_string()))?;
+        }
+        Ok(space)
+    }
+
+    /// The MCU profile.
+    ///
+    /// # Errors
+    /// [`SearchError::Config`] naming `mcu` and listing the known names.
+    pub fn build_profile(&self) -> Result<Profile, SearchError> {
+        if let Some(p) = danas_cost::catalogue().into_iter().find(|p| p.name == self.mcu) {
+            return Ok(p);
+        }
+        if Path::new(&self.mcu).is_file() {
+            return Profile::from_toml_file(Path::new(&self.mcu)).map_err(|e| bad("mcu", &self.mcu, e.to_string()));
+        }
+        let known: Vec<String> = danas_cost::catalogue().into_iter().map(|p| p.name).collect();
+        Err(bad("mcu", &self.mcu, format!("unknown MCU; known: {} (or a TOML profile file)", known.join(", "))))
+    }
+
+    /// The limits: the paper's 512 KiB / 2 MiB unless `ram_kib` / `flash_kib` say otherwise.
+    ///
+    /// # Errors
+    /// [`SearchError::Config`] for a non-positive limit.
+    pub fn limits(&self) -> Result<Limits, SearchError> {
+        let kib = |field: &str, v: Option<f64>, default: f64| -> Result<u64, SearchError> {
+            let v = v.unwrap_or(default);
+            if !(v.is_finite() && v > 0.0) {
+                return Err(bad(field, v, "must be a number of KiB > 0"));
+            }
+            Ok((v * 1024.0).round() as u64)
+        };
+        if let Some(l) = self.latency_ms
+            && !(l.is_finite() && l > 0.0)
+        {
+            return Err(bad("latency_ms", l, "must be > 0"));
+        }
+        Ok(Limits {
+            ram_bytes: kib("ram_kib", self.ram_kib, PAPER_RAM_KIB)?,
+            flash_bytes: kib("flash_kib", self.flash_kib, PAPER_FLASH_KIB)?,
+            latency_ms: self.latency_ms,
+        })
+    }
+
+    /// The limits for reports.
+    ///
+    /// # Errors
+    /// As [`SearchConfig::limits`].
+    pub fn report_limits(&self) -> Result<ReportLimits, SearchError> {
+        let l = self.limits()?;
+        Ok(ReportLimits {
+            ram_bytes: Some(l.ram_bytes as f64),
+            flash_bytes: Some(l.flash_bytes as f64),
+            latency_ms: l.latency_ms,
+        })
+    }
+
+    /// The budget.
+    ///
+    /// # Errors
+    /// [`SearchError::Config`] for an unparsable duration, or no limit at all.
+    pub fn budget(&self) -> Result<Budget, SearchError> {
+        if self.budget.is_none() && self.max_trials.is_none() {
+            let wall = Budget::parse_duration(DEFAULT_BUDGET)?;
+            return Ok(Budget { wall: Some(wall), max_trials: Some(DEFAULT_MAX_TRIALS) });
+        }
+        let wall = match self.budget.as_deref() {
+            Some(b) if b.trim().eq_ignore_ascii_case("none") => None,
+            Some(b) => Some(Budget::parse_duration(b).map_err(|e| bad("budget", b, e.to_string()))?),
+            None => None,
+        };
+        if self.max_trials == Some(0) {
+            return Err(bad("max_trials", 0, "must be at least 1"));
+        }
+        let b = Budget { wall, max_trials: self.max_trials };
+        if !b.is_bounded() {
+            return Err(bad("budget", "none", "set a wall-clock budget (e.g. 30m) or max_trials, or both"));
+        }
+        Ok(b)
+    }
+
+    /// The cost gate for `classes`-way models.
+    ///
+    /// # Errors
+    /// As [`SearchConfig::build_profile`], [`SearchConfig::limits`], and `precision`.
+    pub fn build_gate(&self, classes: u32) -> Result<CostModelGate, SearchError> {
+        let precision: Precision = self
+            .precision
+            .parse()
+            .map_err(|e: danas_core::CoreError| bad("precision", &self.precision, e.to_string()))?;
+        Ok(CostModelGate::new(self.build_profile()?, self.limits()?, precision, classes))
+    }
+
+    /// Checks every setting that needs no data: space, strategy, MCU, limits,
+    /// precision, budget, parallelism and training settings.
+    ///
+    /// # Errors
+    /// The first [`SearchError::Config`] found.
+    pub fn validate(&self) -> Result<(), SearchError> {
+        let space = self.build_space()?;
+        if space.cardinality() == 0 {
+            return Err(bad("space", &self.space, "has no candidate"));
+        }
+        if !STRATEGIES.contains(&self.strategy.as_str()) {
+            return Err(bad("strategy", &self.strategy, format!("unknown; known: {}", STRATEGIES.join(", "))));
+        }
+        self.build_gate(2)?;
+        self.budget()?;
+        if self.parallel == 0 || self.parallel > 64 {
+            return Err(bad("parallel", self.parallel, "must be between 1 and 64"));
+        }
+        if !["full", "sandwich"].contains(&self.supernet.strategy.as_str()) {
+            return Err(bad("supernet.strategy", &self.supernet.strategy, "must be full or sandwich"));
+        }
+        if self.supernet.steps == 0 {
+            return Err(bad("supernet.steps", 0, "must be at least 1"));
+        }
+        for (f, v) in
+            [("supernet.batch_size", self.supernet.batch_size), ("evaluation.batch_size", self.evaluation.batch_size)]
+        {
+            if v == 0 {
+                return Err(bad(f, v, "must be at least 1"));
+            }
+        }
+        for (f, v) in [("supernet.lr", self.supernet.lr), ("evaluation.finetune_lr", self.evaluation.finetune_lr)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(bad(f, v, "must be > 0"));
+            }
+        }
+        if self.train_limit == Some(0) {
+            return Err(bad("train_limit", 0, "must be at least 1"));
+        }
+        if self.eval_limit == Some(0) {
+            return Err(bad("eval_limit", 0, "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The space as a shared trait object.
+    ///
+    /// # Errors
+    /// As [`SearchConfig::build_space`].
+    pub fn space_arc(&self) -> Result<Arc<dyn CandidateSpace>, SearchError> {
+        Ok(Arc::new(self.build_space()?))
+    }
+}
+
+#[cfg(feature = "train")]
+impl SearchConfig {
+    /// Opens the data source (cataloguing it; images are decoded lazily into the cache).
+    ///
+    /// # Errors
+    /// [`SearchError::Data`] naming the source and what is wrong with it.
+    pub fn open_data(&self) -> Result<Arc<danas_data::Dataset>, SearchError> {
+        let mut options = danas_data::DataOptions::default();
+        options.split_seed = self.seed;
+        options.train_limit = self.train_limit;
+        options.eval_limit = self.eval_limit;
+        if let Some(dir) = &self.cache_dir {
+            options.cache_dir = dir.clone();
+        }
+        danas_data::Dataset::from_spec(&self.data, options)
+            .map(Arc::new)
+            .map_err(|e| SearchError::Data(format!("{}: {e}", self.data)))
+    }
+
+    /// The supernet training settings.
+    pub fn train_config(&self) -> danas_train::TrainConfig {
+        danas_train::TrainConfig {
+            steps: self.supernet.steps,
+            batch_size: self.supernet.batch_size,
+            lr: self.supernet.lr,
+            warmup_steps: self.supernet.warmup_steps.min(self.supernet.steps),
+            seed: self.seed,
+            ..danas_train::TrainConfig::default()
+        }
+    }
+
+    /// The candidate evaluation settings.
+    pub fn eval_config(&self) -> danas_train::EvalConfig {
+        let e = &self.evaluation;
+        danas_train::EvalConfig {
+            calib_batches: e.calib_batches,
+            calib_batch_size: e.batch_size,
+            finetune: (e.finetune_steps > 0).then(|| danas_train::TrainConfig {
+                steps: e.finetune_steps,
+                batch_size: e.batch_size,
+                lr: e.finetune_lr,
+                seed: self.seed,
+                ..danas_train::TrainConfig::default()
+            }),
+            eval_batch_size: e.batch_size.max(128),
+            seed: self.seed,
+        }
+    }
+
+    /// Builds the whole search into results directory `dir`: validates every
+    /// setting, opens the data, and wires the cost gate (also given to the
+    /// optimiser as its feasibility oracle), the optimiser and the supernet evaluator.
+    ///
+    /// # Errors
+    /// The first invalid setting, or a data error.
+    pub fn build(&self, dir: &Path) -> Result<crate::Search, SearchError> {
+        self.validate()?;
+        let data = self.open_data()?;
+        let classes = danas_core::BatchSource::classes(data.as_ref());
+        let mb = self.build_space()?;
+        let alphas = mb.config().alphas.clone();
+        let space: Arc<dyn CandidateSpace> = Arc::new(mb);
+        let gate = Arc::new(self.build_gate(classes)?);
+        let oracle = gate.oracle(Arc::clone(&space));
+        let search_space: Arc<dyn SearchSpace> = Arc::clone(&space) as Arc<dyn SearchSpace>;
+        let opt = danas_optim::by_name(&self.strategy, search_space, self.seed, Some(oracle))
+            .map_err(|e| bad("strategy", &self.strategy, e.to_string()))?;
+        let strategy = match self.supernet.strategy.as_str() {
+            "sandwich" => {
+                if self.mono_base_width.is_some() {
+                    return Err(bad("supernet.strategy", "sandwich", "cannot be combined with mono_base_width"));
+                }
+                danas_train::Strategy::Sandwich { alphas, min_depths: [0; 5], random: 2 }
+            }
+            _ => danas_train::Strategy::Full,
+        };
+        let source: Arc<dyn danas_core::BatchSource> = data;
+        let final_train = danas_train::TrainConfig { steps: self.final_steps, ..self.train_config() };
+        let evaluator = crate::SupernetEvaluator::new(
+            Arc::clone(&space),
+            source,
+            self.train_config(),
+            strategy,
+            self.eval_config(),
+        )
+        .final_training(final_train);
+        let config = serde_json::to_value(self).map_err(|e| bad("config", "?", e.to_string()))?;
+        Ok(crate::Search::new(space, opt, gate, Arc::new(evaluator))
+            .budget(self.budget()?)
+            .seed(self.seed)
+            .parallel(self.parallel)
+            .out_dir(dir)
+            .final_top_k(self.final_top_k)
+            .config(config)
+            .limits(self.report_limits()?))
+    }
+
+    /// Rebuilds the search of an existing study from its journaled config.
+    ///
+    /// # Errors
+    /// [`SearchError::NotAStudy`], [`SearchError::Locked`], or an invalid stored config.
+    pub fn from_study(dir: &Path) -> Result<Self, SearchError> {
+        let path = dir.join(crate::STUDY_FILE);
+        let journal = crate::Journal::open(&path)?;
+        let value = journal.config()?;
+        drop(journal);
+        serde_json::from_value(value).map_err(|source| SearchError::Json { path, what: "config".into(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        match SearchConfig::from_toml_str(text, Path::new("search.toml")).and_then(|c| c.validate().map(|_| c)) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(SearchConfig::default().validate().is_ok());
+        let c = SearchConfig::from_toml_str("", Path::new("x.toml"));
+        assert_eq!(c.ok(), Some(SearchConfig::default()));
+    }
+
+    #[test]
+    fn bad_settings_name_field_and_value() {
+        let e = err("mcu = \"nucleo-h9000\"");
+        assert!(e.contains("mcu") && e.contains("nucleo-h9000") && e.contains("nucleo-h743"), "{e}");
+        let e = err("max_trials = \"ten\"");
+        assert!(e.contains("search.toml") && e.contains("max_trials"), "{e}");
+        let e = err("budget = \"10 minutes\"");
+        assert!(e.contains("budget"), "{e}");
+        let e = err("strategy = \"annealing\"");
+        assert!(e.contains("strategy") && e.contains("annealing"), "{e}");
+        let e = err("ram_kib = -5");
+        assert!(e.contains("ram_kib") && e.contains("-5"), "{e}");
+        let e = err("fixed_data = \"96,purple\"");
+        assert!(e.contains("fixed_data"), "{e}");
+        let e = err("colour = 3");
+        assert!(e.contains("colour"), "{e}");
+        let e = err("[supernet]\nsteps = 0");
+        assert!(e.contains("supernet.steps"), "{e}");
+        let e = err("space = \"nope\"");
+        assert!(e.contains("space") && e.contains("nope"), "{e}");
+        let e = err("budget = \"30m\"\nmax_trials = 0");
+        assert!(e.contains("max_trials"), "{e}");
+    }
+
+    #[test]
+    fn fixed_data_and_limits() {
+        let c = SearchConfig {
+            space: "paper".into(),
+            fixed_data: Some("96,rgb".into()),
+            ram_kib: Some(64.0),
+            flash_kib: Some(256.0),
+            ..SearchConfig::default()
+        };
+        let s = c.build_space().map_err(|e| e.to_string());
+        assert_eq!(s.map(|s| s.cardinality()), Ok(2680));
+        let l = c.limits().map_err(|e| e.to_string());
+        assert_eq!(l.map(|l| (l.ram_bytes, l.flash_bytes)), Ok((65536, 262144)));
+    }
+}

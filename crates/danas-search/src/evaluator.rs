@@ -1,0 +1,178 @@
+//! The supernet evaluator: one weight-sharing supernet per data configuration,
+//! trained lazily on first use, persisted under `DIR/supernets/`, reused after a
+//! restart; candidates are scored on the validation split from an extracted copy.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use danas_core::{BatchSource, Candidate, DataConfig};
+use danas_optim::Metrics;
+use danas_space::CandidateSpace;
+use danas_train::{EvalConfig, StoragePrecision, Strategy, Supernet, TrainConfig};
+
+use crate::{EvalError, Evaluator, Finalized, Prepared};
+
+/// Scores candidates with supernet weights (the paper's accelerated evaluation).
+pub struct SupernetEvaluator {
+    space: Arc<dyn CandidateSpace>,
+    source: Arc<dyn BatchSource>,
+    train: TrainConfig,
+    strategy: Strategy,
+    eval: EvalConfig,
+    storage: StoragePrecision,
+    final_train: TrainConfig,
+    supernets: RwLock<BTreeMap<DataConfig, Arc<Supernet>>>,
+}
+
+impl std::fmt::Debug for SupernetEvaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupernetEvaluator")
+            .field("space", &self.space.name())
+            .field("train", &self.train)
+            .field("strategy", &self.strategy)
+            .field("eval", &self.eval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SupernetEvaluator {
+    /// An evaluator for `space` on `source`: supernets are trained with `train` and
+    /// `strategy`, candidates scored with `eval`.
+    pub fn new(
+        space: Arc<dyn CandidateSpace>,
+        source: Arc<dyn BatchSource>,
+        train: TrainConfig,
+        strategy: Strategy,
+        eval: EvalConfig,
+    ) -> Self {
+        Self {
+            space,
+            source,
+            train,
+            strategy,
+            eval,
+            storage: StoragePrecision::F16,
+            final_train: TrainConfig::default(),
+            supernets: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Stores supernet checkpoints at this precision (default f16, half the size).
+    pub fn storage(mut self, p: StoragePrecision) -> Self {
+        self.storage = p;
+        self
+    }
+
+    /// Training settings of the final stage (default: [`TrainConfig::default`]).
+    pub fn final_training(mut self, cfg: TrainConfig) -> Self {
+        self.final_train = cfg;
+        self
+    }
+
+    fn get(&self, data: DataConfig) -> Option<Arc<Supernet>> {
+        self.supernets.read().ok().and_then(|m| m.get(&data).cloned())
+    }
+}
+
+/// Validation metrics of a trained network, under the names the search journals.
+pub fn metrics_of(m: &danas_train::Metrics, params: u64) -> Metrics {
+    let mut out = Metrics::new()
+        .with("val_accuracy", m.accuracy)
+        .with("val_balanced_accuracy", m.balanced_accuracy)
+        .with("val_loss", m.loss)
+        .with("params", params as f64);
+    let (p, r, f1) = match m.positive {
+        Some(c) => (c.precision, c.recall, c.f1),
+        None => {
+            let n = m.per_class.len().max(1) as f64;
+            let sum = |f: fn(&danas_train::ClassMetrics) -> f64| m.per_class.iter().map(f).sum::<f64>() / n;
+            (sum(|c| c.precision), sum(|c| c.recall), sum(|c| c.f1))
+        }
+    };
+    out.insert("val_precision", p);
+    out.insert("val_recall", r);
+    out.insert("val_f1", f1);
+    out
+}
+
+impl Evaluator for SupernetEvaluator {
+    fn prepare(
+        &self,
+        data: DataConfig,
+        dir: &Path,
+        existing: Option<&str>,
+        status: &dyn Fn(&str),
+    ) -> Result<Prepared, EvalError> {
+        if self.get(data).is_some() {
+            return Ok(Prepared { checkpoint: existing.map(str::to_string), seconds: 0.0 });
+        }
+        let start = std::time::Instant::now();
+        if let Some(rel) = existing {
+            let path = dir.join(rel);
+            if path.is_file() {
+                status(&format!("loading supernet {data} from {}", path.display()));
+                let sn = Supernet::load(&path)?;
+                if let Ok(mut m) = self.supernets.write() {
+                    m.insert(data, Arc::new(sn));
+                }
+                return Ok(Prepared { checkpoint: Some(rel.to_string()), seconds: start.elapsed().as_secs_f64() });
+            }
+        }
+        let sup = self.space.supernet(data);
+        let mut sn = Supernet::new(data, sup.arch, self.source.classes(), self.train.seed)?;
+        let total = self.train.steps;
+        let label = format!("training supernet {data}");
+        sn.train(self.source.as_ref(), &self.train, &self.strategy, &mut |s: &danas_train::StepInfo| {
+            if s.step.is_multiple_of(10) || s.step + 1 == total {
+                status(&format!("{label}: step {}/{total}, loss {:.3}", s.step + 1, s.loss));
+            }
+        })?;
+        let rel = format!("supernets/{}.ckpt", data.key());
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        sn.save(&path, self.storage)?;
+        if let Ok(mut m) = self.supernets.write() {
+            m.insert(data, Arc::new(sn));
+        }
+        Ok(Prepared { checkpoint: Some(rel), seconds: start.elapsed().as_secs_f64() })
+    }
+
+    fn evaluate(&self, cand: &Candidate, seed: u64) -> Result<Metrics, EvalError> {
+        let sn = self.get(cand.data).ok_or_else(|| format!("no supernet prepared for {}", cand.data))?;
+        let mut cfg = self.eval.clone();
+        cfg.seed = seed;
+        if let Some(ft) = cfg.finetune.as_mut() {
+            ft.seed = seed;
+        }
+        let e = sn.evaluate(cand, self.source.as_ref(), &cfg)?;
+        Ok(metrics_of(&e.metrics, e.params))
+    }
+
+    /// Trains the candidate starting from its supernet weights (or from scratch when
+    /// no supernet is loaded) with the final-stage settings, reports validation and
+    /// test metrics, and saves the network under `dir/final/`.
+    fn finalize(&self, cand: &Candidate, seed: u64, dir: &Path, name: &str) -> Result<Option<Finalized>, EvalError> {
+        let sn = self.get(cand.data);
+        let mut cfg = self.final_train.clone();
+        cfg.seed = seed;
+        let (net, rep) = danas_train::final_train(cand, self.source.as_ref(), &cfg, sn.as_deref(), true, &mut |_| {})?;
+        let rel = format!("final/{name}.ckpt");
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        net.save(&path, self.storage)?;
+        let mut m = Metrics::new()
+            .with("final_val_accuracy", rep.validation.accuracy)
+            .with("final_train_seconds", rep.training.seconds);
+        if let Some(t) = &rep.test {
+            m.insert("test_accuracy", t.accuracy);
+            m.insert("test_balanced_accuracy", t.balanced_accuracy);
+            m.insert("test_loss", t.loss);
+        }
+        Ok(Some(Finalized { metrics: m, checkpoint: Some(rel) }))
+    }
+}

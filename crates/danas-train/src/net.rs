@@ -1,0 +1,531 @@
+//! The MobileNetV2-family network built at run time from a [`Blueprint`].
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::relu6;
+use burn::tensor::module::{batch_norm, batch_norm_train, conv2d};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+use danas_core::{Batch, Blueprint, Candidate, ConvLayer, same_padding};
+
+use crate::TrainError;
+use crate::weights::{ConvWeights, NetWeights, conv_shape};
+
+/// BatchNorm epsilon (Keras uses 1e-3; PyTorch 1e-5). Folding uses the same value.
+pub const BN_EPSILON: f64 = 1e-3;
+
+/// The CPU device (burn's `flex` backend) without autodiff.
+pub fn cpu_device() -> Device {
+    Device::flex()
+}
+
+/// Trainable parameters of one conv + BatchNorm (running statistics are
+/// parameters that never receive gradients).
+#[derive(Module, Debug)]
+pub(crate) struct ConvParams {
+    pub(crate) weight: Param<Tensor<4>>,
+    pub(crate) gamma: Param<Tensor<1>>,
+    pub(crate) beta: Param<Tensor<1>>,
+    pub(crate) mean: Param<Tensor<1>>,
+    pub(crate) var: Param<Tensor<1>>,
+}
+
+/// All parameters of a network.
+#[derive(Module, Debug)]
+pub(crate) struct NetParams {
+    pub(crate) convs: Vec<ConvParams>,
+    pub(crate) fc_weight: Param<Tensor<2>>,
+    pub(crate) fc_bias: Param<Tensor<1>>,
+}
+
+/// Plain tensors of one conv + BatchNorm, possibly slices of a larger layer.
+#[derive(Clone, Debug)]
+pub(crate) struct ConvT {
+    pub(crate) weight: Tensor<4>,
+    pub(crate) gamma: Tensor<1>,
+    pub(crate) beta: Tensor<1>,
+    pub(crate) mean: Tensor<1>,
+    pub(crate) var: Tensor<1>,
+}
+
+/// Plain tensors of a network, in [`Blueprint::named_convs`] order.
+#[derive(Clone, Debug)]
+pub(crate) struct NetT {
+    pub(crate) convs: Vec<ConvT>,
+    pub(crate) fc_weight: Tensor<2>,
+    pub(crate) fc_bias: Tensor<1>,
+}
+
+/// How BatchNorm normalises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BnMode {
+    /// Running statistics (inference).
+    Running,
+    /// Batch statistics (training, recalibration); they are returned.
+    Batch,
+}
+
+/// Batch mean and biased variance of one BatchNorm layer.
+pub(crate) type BatchStats = (Tensor<1>, Tensor<1>);
+
+fn tensor_data<const D: usize>(v: &[f32], shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(v.to_vec(), shape), device)
+}
+
+pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, TrainError> {
+    t.into_data().try_into_vec::<f32>().map_err(|e| TrainError::Backend(format!("{e:?}")))
+}
+
+impl NetParams {
+    pub(crate) fn from_weights(bp: &Blueprint, w: &NetWeights, device: &Device) -> Result<Self, TrainError> {
+        w.check(bp)?;
+        let stat = |v: &[f32]| Param::from_tensor(tensor_data(v, [v.len()], device)).set_require_grad(false);
+        let convs = bp
+            .named_convs()
+            .iter()
+            .zip(&w.convs)
+            .map(|((_, c), cw)| ConvParams {
+                weight: Param::from_tensor(tensor_data(&cw.weight, conv_shape(c), device)),
+                gamma: Param::from_tensor(tensor_data(&cw.gamma, [cw.gamma.len()], device)),
+                beta: Param::from_tensor(tensor_data(&cw.beta, [cw.beta.len()], device)),
+                mean: stat(&cw.mean),
+                var: stat(&cw.var),
+            })
+            .collect();
+        let (f, n) = (bp.head.features as usize, bp.head.classes as usize);
+        Ok(Self {
+            convs,
+            fc_weight: Param::from_tensor(tensor_data(&w.fc_weight, [f, n], device)),
+            fc_bias: Param::from_tensor(tensor_data(&w.fc_bias, [n], device)),
+        })
+    }
+
+    pub(crate) fn to_weights(&self) -> Result<NetWeights, TrainError> {
+        let convs = self
+            .convs
+            .iter()
+            .map(|c| {
+                Ok(ConvWeights {
+                    weight: to_vec(c.weight.val())?,
+                    gamma: to_vec(c.gamma.val())?,
+                    beta: to_vec(c.beta.val())?,
+                    mean: to_vec(c.mean.val())?,
+                    var: to_vec(c.var.val())?,
+                })
+            })
+            .collect::<Result<Vec<_>, TrainError>>()?;
+        Ok(NetWeights { convs, fc_weight: to_vec(self.fc_weight.val())?, fc_bias: to_vec(self.fc_bias.val())? })
+    }
+
+    /// Current values as plain tensors (cheap handles; gradients flow through them).
+    pub(crate) fn view(&self) -> NetT {
+        NetT {
+            convs: self
+                .convs
+                .iter()
+                .map(|c| ConvT {
+                    weight: c.weight.val(),
+                    gamma: c.gamma.val(),
+                    beta: c.beta.val(),
+                    mean: c.mean.val(),
+                    var: c.var.val(),
+                })
+                .collect(),
+            fc_weight: self.fc_weight.val(),
+            fc_bias: self.fc_bias.val(),
+        }
+    }
+
+    /// Moves running statistics towards the given batch statistics (`momentum` is the weight of the batch).
+    pub(crate) fn update_stats(mut self, stats: Vec<BatchStats>, momentum: f64) -> Self {
+        self.convs = self
+            .convs
+            .into_iter()
+            .zip(stats)
+            .map(|(mut c, (m, v))| {
+                c.mean = c.mean.map(|t| t.mul_scalar(1.0 - momentum).add(m.detach().mul_scalar(momentum)).detach());
+                c.var = c.var.map(|t| t.mul_scalar(1.0 - momentum).add(v.detach().mul_scalar(momentum)).detach());
+                c
+            })
+            .collect();
+        self
+    }
+
+    /// Sets running statistics to the given values.
+    pub(crate) fn set_stats(mut self, stats: Vec<BatchStats>) -> Self {
+        self.convs = self
+            .convs
+            .into_iter()
+            .zip(stats)
+            .map(|(mut c, (m, v))| {
+                c.mean = c.mean.map(|_| m.detach());
+                c.var = c.var.map(|_| v.detach());
+                c
+            })
+            .collect();
+        self
+    }
+}
+
+/// Applies one conv + BatchNorm (+ ReLU6 when the layer asks for it) with TF SAME padding.
+pub(crate) fn conv_bn(
+    x: Tensor<4>,
+    layer: &ConvLayer,
+    t: &ConvT,
+    mode: BnMode,
+    stats: &mut Vec<BatchStats>,
+) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let k = layer.kernel;
+    let s = layer.stride;
+    let (_, top, bottom) = same_padding(h as u32, k, s);
+    let (_, left, right) = same_padding(w as u32, k, s);
+    let opts = ConvOptions::new_with_padding(
+        [s as usize, s as usize],
+        [(top as usize, bottom as usize), (left as usize, right as usize)],
+        [1, 1],
+        layer.groups as usize,
+    );
+    let y = if layer.is_depthwise() && layer.kernel > 1 {
+        depthwise_shifted(x, t.weight.clone(), k as usize, s as usize, [(top, bottom), (left, right)])
+    } else {
+        conv2d(x, t.weight.clone(), None, opts)
+    };
+    let y = match mode {
+        BnMode::Running => batch_norm(y, t.gamma.clone(), t.beta.clone(), t.mean.clone(), t.var.clone(), BN_EPSILON),
+        BnMode::Batch => {
+            let out = batch_norm_train(y, t.gamma.clone(), t.beta.clone(), BN_EPSILON);
+            stats.push((out.mean, out.variance));
+            out.output
+        }
+    };
+    if layer.relu6 { relu6(y) } else { y }
+}
+
+/// Depthwise convolution as a sum of `k²` shifted, per-channel scaled copies of
+/// the (zero-padded) input. Every step is an elementwise tensor op, so the
+/// backward pass is elementwise too; burn's generic grouped-conv backward loops
+/// over the channels one convolution at a time, which dominated training time.
+pub(crate) fn depthwise_shifted(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    k: usize,
+    s: usize,
+    pad: [(u32, u32); 2],
+) -> Tensor<4> {
+    use burn::tensor::Slice;
+    use burn::tensor::ops::PadMode;
+    let [n, c, h, w] = x.dims();
+    let [(top, bottom), (left, right)] = pad.map(|(a, b)| (a as usize, b as usize));
+    let oh = (h + top + bottom - k) / s + 1;
+    let ow = (w + left + right - k) / s + 1;
+    let xp =
+        if top + bottom + left + right > 0 { x.pad((left, right, top, bottom), PadMode::Constant(0.0)) } else { x };
+    let mut acc: Option<Tensor<4>> = None;
+    for ky in 0..k {
+        for kx in 0..k {
+            let rows = Slice::new(ky as isize, Some((ky + s * (oh - 1) + 1) as isize), s as isize);
+            let cols = Slice::new(kx as isize, Some((kx + s * (ow - 1) + 1) as isize), s as isize);
+            let shifted = xp.clone().slice([Slice::from(0..n), Slice::from(0..c), rows, cols]);
+            let wk = weight.clone().slice([0..c, 0..1, ky..ky + 1, kx..kx + 1]).reshape([1, c, 1, 1]);
+            let term = shifted * wk;
+            acc = Some(match acc {
+                None => term,
+                Some(a) => a + term,
+            });
+        }
+    }
+    acc.unwrap_or_else(|| Tensor::zeros([n, c, oh, ow], &weight.device()))
+}
+
+/// Global average pooling + classifier.
+pub(crate) fn head(x: Tensor<4>, fc_weight: Tensor<2>, fc_bias: Tensor<1>) -> Tensor<2> {
+    let [n, c, h, w] = x.dims();
+    let pooled = x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]);
+    let classes = fc_bias.dims()[0];
+    pooled.matmul(fc_weight) + fc_bias.reshape([1, classes])
+}
+
+/// The forward pass of `bp` with tensors `t`. Returns the logits and, in
+/// [`BnMode::Batch`], the batch statistics of every BatchNorm in conv order.
+pub(crate) fn forward(bp: &Blueprint, t: &NetT, x: Tensor<4>, mode: BnMode) -> (Tensor<2>, Vec<BatchStats>) {
+    let mut stats = Vec::new();
+    let mut i = 0;
+    let mut x = conv_bn(x, &bp.stem, &t.convs[i], mode, &mut stats);
+    i += 1;
+    for b in &bp.blocks {
+        let input = x.clone();
+        let mut y = x;
+        if let Some(e) = b.expand() {
+            y = conv_bn(y, &e, &t.convs[i], mode, &mut stats);
+            i += 1;
+        }
+        y = conv_bn(y, &b.depthwise(), &t.convs[i], mode, &mut stats);
+        i += 1;
+        y = conv_bn(y, &b.project(), &t.convs[i], mode, &mut stats);
+        i += 1;
+        x = if b.residual { y + input } else { y };
+    }
+    if let Some(l) = &bp.last_conv {
+        x = conv_bn(x, l, &t.convs[i], mode, &mut stats);
+    }
+    (head(x, t.fc_weight.clone(), t.fc_bias.clone()), stats)
+}
+
+/// Checks a batch against a blueprint's input and returns it as an NCHW tensor.
+pub(crate) fn batch_tensor(
+    bp: &Blueprint,
+    batch: &Batch,
+    split: danas_core::Split,
+    device: &Device,
+) -> Result<Tensor<4>, TrainError> {
+    let (h, w, c) = bp.data.input_hwc();
+    let bad = |field: &str, value: usize, expected: String| TrainError::BadBatch {
+        split,
+        field: field.to_string(),
+        value: value.to_string(),
+        expected,
+    };
+    for (field, got, want) in [("c", batch.c, c), ("h", batch.h, h), ("w", batch.w, w)] {
+        if got != want as usize {
+            return Err(bad(field, got, format!("{want} for data configuration {}", bp.data)));
+        }
+    }
+    if batch.n == 0 {
+        return Err(bad("n", 0, "at least 1 image".into()));
+    }
+    batch.validate().map_err(|e| bad("images.len", batch.images.len(), e.to_string()))?;
+    for (i, &l) in batch.labels.iter().enumerate() {
+        if l >= bp.head.classes {
+            return Err(TrainError::BadBatch {
+                split,
+                field: format!("labels[{i}]"),
+                value: l.to_string(),
+                expected: format!("a class below {}", bp.head.classes),
+            });
+        }
+    }
+    Ok(Tensor::from_data(TensorData::new(batch.images.clone(), [batch.n, batch.c, batch.h, batch.w]), device))
+}
+
+/// A MobileNetV2-family network built from a candidate's [`Blueprint`], with
+/// its BatchNorm layers and running statistics.
+#[derive(Debug)]
+pub struct Network {
+    candidate: Candidate,
+    blueprint: Blueprint,
+    pub(crate) params: NetParams,
+}
+
+impl Clone for Network {
+    /// A deep copy: the copy's parameters are independent tensors.
+    fn clone(&self) -> Self {
+        // Tensors are immutable values; updates replace them, so sharing handles is a deep copy in effect.
+        Self { candidate: self.candidate.clone(), blueprint: self.blueprint.clone(), params: self.params.clone() }
+    }
+}
+
+impl Network {
+    /// A freshly initialised network for `candidate` with `classes` outputs, on the CPU.
+    ///
+    /// # Errors
+    /// [`TrainError::Core`] when the candidate or `classes` is invalid.
+    pub fn new(candidate: &Candidate, classes: u32, seed: u64) -> Result<Self, TrainError> {
+        let bp = candidate.blueprint(classes)?;
+        let w = NetWeights::init(&bp, seed);
+        Self::from_weights(candidate, classes, &w)
+    }
+
+    /// A network for `candidate` with the given weights, on the CPU.
+    ///
+    /// # Errors
+    /// [`TrainError::Core`] for an invalid candidate, [`TrainError::Setting`] when a
+    /// weight buffer has the wrong size.
+    pub fn from_weights(candidate: &Candidate, classes: u32, weights: &NetWeights) -> Result<Self, TrainError> {
+        let bp = candidate.blueprint(classes)?;
+        let params = NetParams::from_weights(&bp, weights, &cpu_device())?;
+        Ok(Self { candidate: candidate.clone(), blueprint: bp, params })
+    }
+
+    pub(crate) fn from_params(candidate: Candidate, blueprint: Blueprint, params: NetParams) -> Self {
+        Self { candidate, blueprint, params }
+    }
+
+    /// The candidate this network implements.
+    pub fn candidate(&self) -> &Candidate {
+        &self.candidate
+    }
+
+    /// The blueprint the network was built from.
+    pub fn blueprint(&self) -> &Blueprint {
+        &self.blueprint
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> u32 {
+        self.blueprint.head.classes
+    }
+
+    /// Copies the weights out to host memory.
+    ///
+    /// # Errors
+    /// [`TrainError::Backend`] if the backend returns unexpected data.
+    pub fn weights(&self) -> Result<NetWeights, TrainError> {
+        self.params.to_weights()
+    }
+
+    /// Deployable parameter count with BatchNorm folded, read from the actual
+    /// tensors: every conv's weights plus one bias per output channel (the folded
+    /// BatchNorm), and the classifier's weights and bias.
+    pub fn param_count_folded(&self) -> u64 {
+        let convs: u64 = self
+            .params
+            .convs
+            .iter()
+            .map(|c| c.weight.val().shape().num_elements() as u64 + c.gamma.val().dims()[0] as u64)
+            .sum();
+        convs + self.params.fc_weight.val().shape().num_elements() as u64 + self.params.fc_bias.val().dims()[0] as u64
+    }
+
+    /// Inference logits (running BatchNorm statistics) for a batch, `n × classes` row-major.
+    ///
+    /// # Errors
+    /// [`TrainError::BadBatch`] when the batch does not match the network's input or classes.
+    pub fn logits(&self, batch: &Batch) -> Result<Vec<f32>, TrainError> {
+        let x = batch_tensor(&self.blueprint, batch, danas_core::Split::Validation, &cpu_device())?;
+        to_vec(self.forward(x))
+    }
+
+    /// Inference forward pass on an NCHW tensor (running BatchNorm statistics).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        forward(&self.blueprint, &self.params.view(), x, BnMode::Running).0
+    }
+
+    /// BatchNorm folded into the convolutions: per conv, `(weight, bias)` with
+    /// `w' = w·γ/√(σ²+ε)` and `b' = β − μ·γ/√(σ²+ε)`; then the classifier.
+    ///
+    /// # Errors
+    /// [`TrainError::Backend`] if the backend returns unexpected data.
+    pub fn folded(&self) -> Result<FoldedWeights, TrainError> {
+        let w = self.weights()?;
+        let convs = w
+            .convs
+            .iter()
+            .map(|c| {
+                let o = c.gamma.len();
+                let per = c.weight.len() / o.max(1);
+                let scale: Vec<f32> =
+                    (0..o).map(|j| c.gamma[j] / (f64::from(c.var[j]) + BN_EPSILON).sqrt() as f32).collect();
+                let weight = c.weight.iter().enumerate().map(|(i, &v)| v * scale[i / per]).collect();
+                let bias = (0..o).map(|j| c.beta[j] - c.mean[j] * scale[j]).collect();
+                (weight, bias)
+            })
+            .collect();
+        Ok(FoldedWeights { convs, fc_weight: w.fc_weight, fc_bias: w.fc_bias })
+    }
+}
+
+/// Deployable weights with BatchNorm folded into conv biases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldedWeights {
+    /// Per conv (in [`Blueprint::named_convs`] order): weights `[out, in/groups, k, k]` and bias `[out]`.
+    pub convs: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Classifier weights `[features, classes]`.
+    pub fc_weight: Vec<f32>,
+    /// Classifier bias.
+    pub fc_bias: Vec<f32>,
+}
+
+impl FoldedWeights {
+    /// Number of parameters.
+    pub fn param_count(&self) -> u64 {
+        self.convs.iter().map(|(w, b)| (w.len() + b.len()) as u64).sum::<u64>()
+            + (self.fc_weight.len() + self.fc_bias.len()) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Host reference: TF SAME conv, one input channel, one output channel.
+    fn reference(x: &[f32], n: usize, w: &[f32], k: usize, s: usize) -> Vec<f32> {
+        let (out, before, _) = same_padding(n as u32, k as u32, s as u32);
+        let (out, before) = (out as usize, before as i64);
+        let mut y = vec![0.0; out * out];
+        for oy in 0..out {
+            for ox in 0..out {
+                let mut acc = 0.0;
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let iy = (oy * s + ky) as i64 - before;
+                        let ix = (ox * s + kx) as i64 - before;
+                        if iy >= 0 && ix >= 0 && (iy as usize) < n && (ix as usize) < n {
+                            acc += x[iy as usize * n + ix as usize] * w[ky * k + kx];
+                        }
+                    }
+                }
+                y[oy * out + ox] = acc;
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn shifted_depthwise_equals_grouped_conv() {
+        let device = cpu_device();
+        for (n, k, s) in [(4usize, 3usize, 2usize), (5, 3, 2), (6, 5, 2), (7, 3, 1), (6, 5, 1)] {
+            let c = 3;
+            let x: Vec<f32> = (0..2 * c * n * n).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1).collect();
+            let w: Vec<f32> = (0..c * k * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let (_, top, bottom) = same_padding(n as u32, k as u32, s as u32);
+            let x = tensor_data(&x, [2, c, n, n], &device);
+            let w = tensor_data(&w, [c, 1, k, k], &device);
+            let opts = ConvOptions::new_with_padding(
+                [s, s],
+                [(top as usize, bottom as usize), (top as usize, bottom as usize)],
+                [1, 1],
+                c,
+            );
+            let a = to_vec(conv2d(x.clone(), w.clone(), None, opts)).unwrap();
+            let b = to_vec(depthwise_shifted(x, w, k, s, [(top, bottom), (top, bottom)])).unwrap();
+            assert_eq!(a.len(), b.len());
+            for (u, v) in a.iter().zip(&b) {
+                assert!((u - v).abs() < 1e-5, "n {n} k {k} s {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn tf_same_padding_is_asymmetric_for_stride_2_on_even_sizes() {
+        let device = cpu_device();
+        for (n, k, s) in [(4usize, 3usize, 2usize), (5, 3, 2), (6, 5, 2), (4, 3, 1), (7, 5, 1)] {
+            let x: Vec<f32> = (0..n * n).map(|i| i as f32 * 0.1 - 0.7).collect();
+            let w: Vec<f32> = (0..k * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let layer = ConvLayer {
+                in_ch: 1,
+                out_ch: 1,
+                kernel: k as u32,
+                stride: s as u32,
+                groups: 1,
+                in_hw: (n as u32, n as u32),
+                out_hw: (0, 0),
+                relu6: false,
+            };
+            let t = ConvT {
+                weight: tensor_data(&w, [1, 1, k, k], &device),
+                gamma: tensor_data(&[1.0], [1], &device),
+                beta: tensor_data(&[0.0], [1], &device),
+                mean: tensor_data(&[0.0], [1], &device),
+                var: tensor_data(&[1.0 - BN_EPSILON as f32], [1], &device),
+            };
+            let y = conv_bn(tensor_data(&x, [1, 1, n, n], &device), &layer, &t, BnMode::Running, &mut Vec::new());
+            let got = to_vec(y).unwrap();
+            let want = reference(&x, n, &w, k, s);
+            assert_eq!(got.len(), want.len(), "n {n} k {k} s {s}");
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "n {n} k {k} s {s}: {got:?} vs {want:?}");
+            }
+        }
+    }
+}
