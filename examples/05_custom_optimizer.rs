@@ -1,11 +1,13 @@
 //! A user-defined optimiser, written outside `danas-optim` against its public
-//! [`Optimizer`] trait, checked by the conformance suite and then run in an
-//! ask/tell loop on the synthetic NAS landscape with the real cost model
-//! (`danas-cost`) under the paper's limits (512 KiB RAM, 2 MiB flash).
+//! [`Optimizer`] trait, checked by the conformance suite (also as a test:
+//! `crates/danas-optim/tests/conformance.rs` runs the same suite through the
+//! `optimizer_conformance!` macro) and then run
 //!
-//! The search-loop crate (`danas-search`: ask → decode → cost gate → evaluate →
-//! tell, with journal and budgets) does not exist yet; the loop below is a
-//! hand-written stand-in ([`danas::optim::synthetic::run_search`]).
+//! 1. in danas's real search loop (`danas::search::Search`: ask → decode → cost gate
+//!    → evaluate → tell → journal, with budgets and reports), with the real cost
+//!    model under the paper's limits (512 KiB RAM, 2 MiB flash) and the synthetic
+//!    NAS landscape standing in for training, so it runs in seconds;
+//! 2. against random search in a plain ask/tell loop over 3 seeds.
 //!
 //! Run: `cargo run --example 05_custom_optimizer [-- --budget 60]`
 
@@ -16,7 +18,8 @@ use danas::optim::{
     Ledger, Limit, OptimError, Optimizer, Oracle, Outcome, Proposal, RandomSearch, Scalarization, TrialId, conformance,
     ensure_nonempty, restore_from, snapshot_of,
 };
-use danas::space::{Genome, GroupWeights, MbSpace, SearchSpace};
+use danas::search::{CostModelGate, EvalError, Evaluator, Prepared, Search};
+use danas::space::{CandidateSpace, Genome, GroupWeights, MbSpace, SearchSpace};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -111,6 +114,28 @@ fn real_cost() -> CostFn {
     })
 }
 
+/// The synthetic landscape as an [`Evaluator`]: no supernet to prepare, accuracy
+/// from a deterministic function of the candidate.
+struct LandscapeEvaluator(Landscape);
+
+impl Evaluator for LandscapeEvaluator {
+    fn prepare(
+        &self,
+        _data: danas::core::DataConfig,
+        _dir: &std::path::Path,
+        _existing: Option<&str>,
+        _status: &dyn Fn(&str),
+    ) -> Result<Prepared, EvalError> {
+        Ok(Prepared::default())
+    }
+
+    fn evaluate(&self, c: &danas::core::Candidate, _seed: u64) -> Result<danas::optim::Metrics, EvalError> {
+        let m = self.0.metrics(c);
+        let acc = m.get(danas::optim::names::ACCURACY)?;
+        Ok(danas::optim::Metrics::new().with("val_accuracy", acc))
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let budget = match args.iter().position(|a| a == "--budget") {
@@ -122,7 +147,34 @@ fn main() -> anyhow::Result<()> {
     conformance::run_all(&|space, seed| HillClimber::new(space, seed)).map_err(anyhow::Error::msg)?;
     println!("conformance suite: all checks pass for hill-climber");
 
-    // 2. an ask/tell loop on the synthetic landscape, real cost model, paper limits
+    // 2. the custom optimiser in danas's search loop, with the real cost gate
+    let space = Arc::new(MbSpace::paper());
+    let gate = Arc::new(CostModelGate::new(
+        danas::cost::Profile::default_mcu(),
+        danas::cost::Limits::paper(),
+        danas::core::Precision::Int8,
+        2,
+    ));
+    let mut mine = HillClimber::new(space.clone(), 7);
+    mine.oracle = Some(gate.oracle(space.clone() as Arc<dyn CandidateSpace>));
+    let dir = std::env::temp_dir().join(format!("danas-example-05-{}", std::process::id()));
+    let summary = Search::new(space, Box::new(mine), gate, Arc::new(LandscapeEvaluator(Landscape::new(7))))
+        .budget(danas::search::Budget { wall: None, max_trials: Some(budget as u64) })
+        .parallel(2)
+        .seed(7)
+        .out_dir(&dir)
+        .run()?;
+    println!(
+        "search loop: {} evaluated, {} rejected by the cost gate, best feasible {:.4}, Pareto set of {} (outputs in {})",
+        summary.progress.evaluated,
+        summary.progress.infeasible,
+        summary.progress.best_feasible.unwrap_or(0.0),
+        summary.outputs.pareto.len(),
+        dir.display()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+
+    // 3. an ask/tell loop on the synthetic landscape, real cost model, paper limits
     let problem = Arc::new(SyntheticProblem::new(MbSpace::paper(), real_cost(), Limit::paper()));
     println!("{:<14} {:>6} {:>14} {:>12}", "strategy", "seed", "best feasible", "hypervolume");
     for seed in 0..3u64 {

@@ -7,7 +7,16 @@
 //! This facade re-exports the workspace crates:
 //! - [`core`]: data configurations, architectures, candidates, the blueprint and
 //!   the layer-graph IR;
-//! - [`space`]: search spaces, genomes and variation operators.
+//! - [`space`]: search spaces, genomes and variation operators;
+//! - [`cost`]: MCU cost models (MACs, params, flash, the exact TFLM arena, latency),
+//!   profiles, `.tflite` import;
+//! - [`data`]: dataset sources, transforms, caches and batches;
+//! - [`optim`]: optimisers behind one ask/tell trait, objectives, Pareto utilities;
+//! - [`train`]: the burn trainer (networks, supernets, evaluation, checkpoints);
+//! - [`search`]: the search loop, its journal, budgets and reports.
+//!
+//! Each is also a crate of its own: a user who needs only the cost model depends on
+//! `danas-cost` and compiles no deep-learning stack.
 
 pub use danas_core as core;
 pub use danas_cost as cost;
@@ -15,3 +24,4 @@ pub use danas_data as data;
 pub use danas_optim as optim;
 pub use danas_search as search;
 pub use danas_space as space;
+pub use danas_train as train;

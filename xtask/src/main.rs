@@ -4,6 +4,13 @@
 //!   clients, fmt, clippy, tests, rustdoc, examples).
 //! - `cargo xtask setup`: only the system packages and venvs.
 //! - `cargo xtask bench [NAME…]`: the criterion benches (all, or the named ones).
+//! - `cargo xtask bench --peer`: the training step of danas-train beside the same
+//!   step in PyTorch CPU (a venv it creates), in one run, with their ratio.
+//! - `cargo xtask repro EXPERIMENT --scale tiny|cpu|paper [--seeds N] [--out DIR]
+//!   [--dry-run]`: the paper reproductions (see `repro/` and `docs/reproducing.md`).
+
+mod plot;
+mod repro;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,10 +24,14 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(&root),
         Some("setup") => setup(&root).map(|_| ()),
+        Some("bench") if args[1..].iter().any(|a| a == "--peer") => peer(&root, &args[1..]),
         Some("bench") => bench(&args[1..]),
-        Some(other) => bail!("unknown task {other:?}; known: ci, setup, bench"),
+        Some("repro") => repro::repro(&root, &args[1..]),
+        Some(other) => bail!("unknown task {other:?}; known: ci, setup, bench, repro"),
         None => {
-            eprintln!("usage: cargo xtask <ci | setup | bench [NAME...]>");
+            eprintln!(
+                "usage: cargo xtask <ci | setup | bench [NAME...] | bench --peer [--steps N] | repro EXPERIMENT --scale S [--dry-run]>"
+            );
             Ok(())
         }
     }
@@ -100,7 +111,9 @@ fn is_root() -> bool {
 }
 
 fn ci(root: &Path) -> Result<()> {
-    let env = setup(root)?;
+    let mut env = setup(root)?;
+    // Tests that need the packages above fail instead of skipping.
+    env.vars.push(("CI".into(), "1".into()));
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     let mut test = cargo();
@@ -110,16 +123,43 @@ fn ci(root: &Path) -> Result<()> {
     }
     run(&mut test)?;
     run(cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    // `cargo test --workspace` built every example with the workspace's features;
+    // run those binaries rather than `cargo run -p`, which would rebuild the
+    // dependencies with one package's features.
+    let bin_dir = target_dir(root).join("debug/examples");
     for (package, example) in examples(root)? {
-        let mut c = cargo();
-        c.args(["run", "-q", "-p", &package, "--example", &example]);
+        let exe = bin_dir.join(&example);
+        let mut c = if exe.is_file() {
+            Command::new(&exe)
+        } else {
+            let mut c = cargo();
+            c.args(["run", "-q", "-p", &package, "--example", &example]);
+            c
+        };
         for (k, v) in &env.vars {
             c.env(k, v);
         }
         run(&mut c)?;
     }
+    // The GPU backends compile (no GPU needed). DOCS_RS keeps cubecl's build scripts
+    // from downloading an LLVM toolchain, which this offline machine cannot.
+    run(cargo().args(["check", "-q", "-p", "danas-train", "--features", "cuda,wgpu"]).env("DOCS_RS", "1"))?;
+    // The paper reproduction: the plan at paper scale, and a tiny end-to-end run
+    // whose outputs are checked for completeness (not for any claim).
+    let danas = target_dir(root).join("debug/danas");
+    run(Command::new(std::env::current_exe()?).args(["repro", "data-vs-hw", "--scale", "paper", "--dry-run"]))?;
+    let repro_out = target_dir(root).join("repro-ci/data-vs-hw-tiny");
+    let _ = std::fs::remove_dir_all(&repro_out);
+    let mut r = Command::new(std::env::current_exe()?);
+    r.args(["repro", "data-vs-hw", "--scale", "tiny", "--danas"]).arg(&danas).arg("--out").arg(&repro_out);
+    run(&mut r)?;
     eprintln!("\nxtask ci: all checks passed");
     Ok(())
+}
+
+/// Cargo's target directory (`CARGO_TARGET_DIR` or `target/`).
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }
 
 /// Every example of the workspace as (package, example name): the facade's
@@ -152,4 +192,91 @@ fn bench(names: &[String]) -> Result<()> {
         c.args(["--bench", n]);
     }
     run(&mut c)
+}
+
+const PEER_VENV: &str = ".venv-peer";
+
+/// `cargo xtask bench --peer [--steps N]`: one training step of MobileNetV2 α 0.35,
+/// 3×96×96, batch 32, 2 classes, Adam, in danas-train (burn `flex`) and in PyTorch
+/// CPU (torchvision), interleaved in one run; prints both and the ratios. It also
+/// runs two danas trainings at once, the way a search uses the machine.
+fn peer(root: &Path, args: &[String]) -> Result<()> {
+    let steps: usize = match args.iter().position(|a| a == "--steps") {
+        Some(i) => args.get(i + 1).context("--steps needs a number")?.parse().context("--steps needs a number")?,
+        None => 20,
+    };
+    let venv = root.join(PEER_VENV);
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    let probe = Command::new(&py).args(["-c", "import torch, torchvision"]).output();
+    if !probe.map(|o| o.status.success()).unwrap_or(false) {
+        run(Command::new(&py).args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "torch",
+            "torchvision",
+        ]))?;
+    }
+    run(cargo().args(["build", "--release", "-q", "-p", "danas-train", "--example", "step_time"]))?;
+    let danas = target_dir(root).join("release/examples/step_time");
+    let script = root.join("crates/danas-train/tools/peer_step.py");
+    let steps_s = steps.to_string();
+    let capture = |cmd: &mut Command| -> Result<String> {
+        eprintln!("$ {}", describe(cmd));
+        let out = cmd.output().with_context(|| format!("cannot start {}", describe(cmd)))?;
+        if !out.status.success() {
+            bail!("`{}` failed: {}", describe(cmd), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let images_per_s = |line: &str| -> Option<f64> {
+        let i = line.find("\"images_per_s\":")?;
+        line[i + 15..].trim_start().split([',', '}']).next()?.trim().parse().ok()
+    };
+    let mut lines = Vec::new();
+    // Interleave: danas, torch 2 threads, torch 1 thread, two danas at once; twice.
+    let mut danas1 = Vec::new();
+    let mut danas2 = Vec::new();
+    let mut torch2 = Vec::new();
+    let mut torch1 = Vec::new();
+    for round in 0..2 {
+        let l = capture(Command::new(&danas).args([&steps_s, "32", "0.35", "--json"]))?;
+        danas1.extend(images_per_s(&l));
+        lines.push(format!("round {round} danas x1: {l}"));
+        for (threads, into) in [("2", &mut torch2), ("1", &mut torch1)] {
+            let l = capture(Command::new(&py).arg(&script).args(["--threads", threads, "--steps", &steps_s]))?;
+            into.extend(images_per_s(&l));
+            lines.push(format!("round {round} torch {threads} thread(s): {l}"));
+        }
+        let mut a = Command::new(&danas);
+        a.args([&steps_s, "32", "0.35", "--json"]).stdout(std::process::Stdio::piped());
+        let mut b = Command::new(&danas);
+        b.args([&steps_s, "32", "0.35", "--json"]).stdout(std::process::Stdio::piped());
+        let (ca, cb) = (a.spawn()?, b.spawn()?);
+        let (oa, ob) = (ca.wait_with_output()?, cb.wait_with_output()?);
+        let sum: f64 = [oa, ob].iter().filter_map(|o| images_per_s(String::from_utf8_lossy(&o.stdout).trim())).sum();
+        danas2.push(sum);
+        lines.push(format!("round {round} danas x2 at once: {sum:.1} images/s in all"));
+    }
+    for l in &lines {
+        println!("{l}");
+    }
+    let med = |v: &mut Vec<f64>| -> f64 {
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    };
+    let (d1, d2, t2, t1) = (med(&mut danas1), med(&mut danas2), med(&mut torch2), med(&mut torch1));
+    println!("\ntraining step, MobileNetV2 a0.35, 3x96x96, batch 32, Adam ({steps} steps per run, 2 rounds):");
+    println!("  danas (burn flex), one training:       {d1:7.1} images/s");
+    println!("  danas, two trainings at once (machine): {d2:7.1} images/s");
+    println!("  PyTorch CPU, 2 threads:                {t2:7.1} images/s");
+    println!("  PyTorch CPU, 1 thread:                 {t1:7.1} images/s");
+    println!("  ratio danas machine / PyTorch 2 threads: {:.2}", d2 / t2);
+    println!("  ratio danas one / PyTorch 1 thread:      {:.2}", d1 / t1);
+    Ok(())
 }

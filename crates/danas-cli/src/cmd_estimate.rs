@@ -28,7 +28,7 @@ pub struct Args {
     /// Number of classes (candidate).
     #[arg(long, default_value_t = 2)]
     pub classes: u32,
-    /// MCU from the catalogue (see `danas mcus`).
+    /// MCU from the catalogue (see `danas mcus`) or a profile TOML file.
     #[arg(long, default_value = "nucleo-h743")]
     pub mcu: String,
     /// A profile TOML file, instead of --mcu.
@@ -52,7 +52,7 @@ fn input(msg: impl Into<String>) -> anyhow::Error {
 fn profile(args: &Args) -> Result<Profile> {
     let mut p = match &args.profile {
         Some(path) => Profile::from_toml_file(path).map_err(|e| input(e.to_string()))?,
-        None => Profile::builtin(&args.mcu).map_err(|e| input(e.to_string()))?,
+        None => Profile::resolve(&args.mcu).map_err(|e| input(e.to_string()))?,
     };
     if let Some(l) = args.max_latency_ms {
         if !(l.is_finite() && l > 0.0) {
@@ -66,13 +66,13 @@ fn profile(args: &Args) -> Result<Profile> {
 /// Runs `danas estimate`.
 pub fn run(args: Args) -> Result<()> {
     let prof = profile(&args)?;
-    let (what, cost) = match &args.model {
+    let (what, cost, paper) = match &args.model {
         Some(path) => {
             if args.res.is_some() || args.alpha.is_some() || args.depths.is_some() || args.color.is_some() {
                 return Err(input("give either a MODEL.tflite or --res/--color/--alpha/--depths, not both"));
             }
             let m = danas_cost::read_tflite_file(path).map_err(|e| input(e.to_string()))?;
-            (path.display().to_string(), danas_cost::estimate_tflite(&m, &prof)?)
+            (path.display().to_string(), danas_cost::estimate_tflite(&m, &prof)?, None)
         }
         None => {
             let (Some(res), Some(alpha), Some(depths)) = (args.res, args.alpha, args.depths.clone()) else {
@@ -94,14 +94,27 @@ pub fn run(args: Args) -> Result<()> {
                 danas_cost::CostError::Candidate(_) => input(e.to_string()),
                 other => anyhow::Error::new(other),
             })?;
-            (format!("{cand} classes={} {precision}", args.classes), cost)
+            let paper = danas_cost::paper_estimate(&cand, args.classes, 1.0).ok();
+            (format!("{cand} classes={} {precision}", args.classes), cost, paper)
         }
     };
     let verdict = cost.check(&Limits::from_profile(&prof));
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json(&what, &prof, &cost, &verdict))?);
+        let mut j = json(&what, &prof, &cost, &verdict);
+        if let (Some(p), Some(obj)) = (paper, j.as_object_mut()) {
+            obj.insert("paper_ram_bytes".into(), p.ram_bytes.into());
+            obj.insert("paper_flash_bytes".into(), p.flash_bytes.into());
+        }
+        println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
         print_text(&what, &prof, &cost, &verdict);
+        if let Some(p) = paper {
+            println!(
+                "  (the paper's formulas would say RAM {}, flash {}: linear in α, no planner, no runtime)",
+                kib(p.ram_bytes),
+                kib(p.flash_bytes)
+            );
+        }
     }
     Ok(())
 }

@@ -1,17 +1,52 @@
-//! `danas mcus`: the built-in MCU catalogue.
+//! `danas mcus`: the built-in MCU catalogue, profiles as TOML templates, and
+//! latency calibration from measurements.
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
 
-/// List the built-in MCU profiles.
+use anyhow::{Context, Result};
+use danas_cost::Profile;
+
+use crate::InputError;
+
+/// List the built-in MCU profiles; print one as TOML; or calibrate one's latency model.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print this built-in profile as TOML: a template for your own board
+    /// (`danas mcus --toml nucleo-h743 > myboard.toml`, edit, then `--mcu myboard.toml`).
+    #[arg(long, value_name = "NAME", conflicts_with = "calibrate")]
+    pub toml: Option<String>,
+    /// Fit the latency coefficients of `--mcu` to measurements in this CSV
+    /// (header `model,ms`; `model` is a `.tflite` path relative to the CSV or a
+    /// candidate `RES:COLOUR:ALPHA:D1-D2-D3-D4-D5[:CLASSES]`), print the fit error and
+    /// write the calibrated profile with `--out`.
+    #[arg(long, value_name = "CSV")]
+    pub calibrate: Option<PathBuf>,
+    /// The profile to calibrate: a built-in name or a TOML file.
+    #[arg(long, default_value = "nucleo-h743")]
+    pub mcu: String,
+    /// Where to write the calibrated profile (TOML).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// A built-in profile by name, or a profile TOML file.
+fn profile(spec: &str) -> Result<Profile> {
+    Profile::resolve(spec).map_err(|e| InputError(format!("--mcu: {e}")).into())
 }
 
 /// Runs `danas mcus`.
 pub fn run(args: Args) -> Result<()> {
+    if let Some(name) = &args.toml {
+        let p = Profile::builtin(name).map_err(|e| InputError(format!("--toml: {e}")))?;
+        print!("{}", p.to_toml());
+        return Ok(());
+    }
+    if let Some(csv) = &args.calibrate {
+        return calibrate(&args, csv);
+    }
     let all = danas_cost::catalogue();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&all)?);
@@ -33,6 +68,39 @@ pub fn run(args: Args) -> Result<()> {
             kib(p.flash_bytes),
             p.kernels.name()
         );
+    }
+    println!("\nYour own board: `danas mcus --toml NAME > board.toml`, edit it, then pass `--mcu board.toml`.");
+    Ok(())
+}
+
+fn calibrate(args: &Args, csv: &Path) -> Result<()> {
+    let base = profile(&args.mcu)?;
+    let text = std::fs::read_to_string(csv).map_err(|e| InputError(format!("--calibrate {}: {e}", csv.display())))?;
+    let dir = csv.parent().unwrap_or(Path::new("."));
+    let samples = danas_cost::parse_calibration_csv(&text, &csv.display().to_string(), dir)
+        .map_err(|e| InputError(e.to_string()))?;
+    let fit = danas_cost::calibrate(&base, &samples).map_err(|e| InputError(e.to_string()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&fit)?);
+    } else {
+        println!("calibrated {} on {} measurements:", base.name, samples.len());
+        println!("{:<48} {:>12} {:>12} {:>8}", "model", "measured ms", "fitted ms", "error");
+        for (s, p) in samples.iter().zip(&fit.predicted_ms) {
+            let rel = if s.measured_ms > 0.0 { (p - s.measured_ms) / s.measured_ms * 100.0 } else { f64::NAN };
+            println!("{:<48} {:>12.3} {:>12.3} {:>7.1}%", s.label, s.measured_ms, p, rel);
+        }
+        println!("fit error: RMSE {:.3} ms, largest relative error {:.1}%", fit.rmse_ms, fit.max_rel_error * 100.0);
+        let c = &fit.profile.cycles_per_mac;
+        println!(
+            "cycles/MAC: 1x1 {:.3}, kxk {:.3}, depthwise {:.3}, fc {:.3}; per-op cycles {:.0}",
+            c.conv1x1, c.conv, c.depthwise, c.fc, fit.profile.per_op_cycles
+        );
+    }
+    if let Some(out) = &args.out {
+        std::fs::write(out, fit.profile.to_toml()).with_context(|| format!("cannot write {}", out.display()))?;
+        if !args.json {
+            println!("calibrated profile written to {}", out.display());
+        }
     }
     Ok(())
 }

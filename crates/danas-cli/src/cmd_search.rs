@@ -72,6 +72,12 @@ pub struct Args {
     /// Training steps of each final retraining.
     #[arg(long)]
     pub final_steps: Option<u64>,
+    /// No training augmentation (random crop, flip): for small centred images such as Fashion-MNIST.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Supernet training strategy: full (the paper) or sandwich.
+    #[arg(long)]
+    pub supernet_strategy: Option<String>,
     /// Results directory (default: a new dated folder under `results/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -155,6 +161,12 @@ fn merge(args: &Args) -> anyhow::Result<SearchConfig> {
     if let Some(s) = args.supernet_steps {
         c.supernet.steps = s;
     }
+    if args.no_augment {
+        c.supernet.augment = false;
+    }
+    if let Some(s) = &args.supernet_strategy {
+        c.supernet.strategy = s.clone();
+    }
     if let Some(s) = args.finetune_steps {
         c.evaluation.finetune_steps = s;
     }
@@ -170,6 +182,8 @@ fn merge(args: &Args) -> anyhow::Result<SearchConfig> {
     if args.eval_limit.is_some() {
         c.eval_limit = args.eval_limit;
     }
+    // Flags are relative to the working directory; the journal keeps absolute paths.
+    c.resolve_paths(Path::new("."));
     Ok(c)
 }
 
@@ -350,10 +364,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut search = cfg.build(&dir).map_err(input)?;
     search.preflight(100_000).map_err(input)?;
     if !quiet {
-        search = search.observer(Box::new(Bars::new(cfg.max_trials, cfg.budget().ok().and_then(|b| b.wall))));
+        search = search.observer(Box::new(bars(&cfg)));
     }
     let summary = search.run().map_err(input)?;
     print_summary(&summary, args.json)
+}
+
+/// Progress bars sized by the resolved budget.
+fn bars(cfg: &SearchConfig) -> Bars {
+    let b = cfg.budget().ok();
+    Bars::new(b.and_then(|b| b.max_trials), b.and_then(|b| b.wall))
 }
 
 /// Runs `danas resume DIR`.
@@ -363,7 +383,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
     let mut search = cfg.build(&args.dir).map_err(input)?;
     if !quiet {
         eprintln!("danas resume: {}", args.dir.display());
-        search = search.observer(Box::new(Bars::new(cfg.max_trials, cfg.budget().ok().and_then(|b| b.wall))));
+        search = search.observer(Box::new(bars(&cfg)));
     }
     let summary = search.resume().map_err(input)?;
     print_summary(&summary, args.json)
@@ -372,7 +392,8 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
 /// Runs `danas report DIR`: re-renders the outputs from the journal.
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     let cfg = SearchConfig::from_study(&args.dir).map_err(input)?;
-    let journal = Journal::open(&args.dir.join(STUDY_FILE)).map_err(input)?;
+    // Read-only, without the study's lock: works while a search is running it.
+    let journal = Journal::open_read_only(&args.dir.join(STUDY_FILE)).map_err(input)?;
     let trials = journal.trials()?;
     drop(journal);
     let out = write_outputs(&args.dir, &trials, &cfg.report_limits().map_err(input)?)?;

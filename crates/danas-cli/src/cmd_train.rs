@@ -38,12 +38,13 @@ pub struct Args {
     /// Optimiser: adam, adamw or sgd.
     #[arg(long, default_value = "adam")]
     pub optimizer: String,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    /// Peak learning rate (after warm-up; then cosine decay to 0). The default recipe
+    /// (Adam 3e-3, 100 warm-up steps) was measured on Fashion-MNIST; see README.
+    #[arg(long, default_value_t = 3e-3)]
     pub lr: f64,
-    /// Linear warm-up steps before the cosine decay.
-    #[arg(long, default_value_t = 0)]
-    pub warmup: u64,
+    /// Linear warm-up steps before the cosine decay (default: 100, at most a fifth of the steps).
+    #[arg(long)]
+    pub warmup: Option<u64>,
     /// Weight decay (L2 for adam/sgd, decoupled for adamw).
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
@@ -68,15 +69,25 @@ pub struct Args {
     /// Use at most this many training images (a seeded subset).
     #[arg(long)]
     pub train_limit: Option<usize>,
+    /// Use at most this many validation (and test) images.
+    #[arg(long)]
+    pub eval_limit: Option<usize>,
+    /// Seed of the train / validation / test split of sources without their own
+    /// splits (a search uses its own seed; pass it to retrain a searched candidate
+    /// on the same split).
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 /// Opens a dataset specification as a batch source (the danas-data pipelines).
-fn open_source(spec: &str, train_limit: Option<usize>) -> anyhow::Result<Box<dyn BatchSource>> {
+fn open_source(spec: &str, args: &Args) -> anyhow::Result<Box<dyn BatchSource>> {
     let mut opts = danas_data::DataOptions::default();
-    opts.train_limit = train_limit;
+    opts.train_limit = args.train_limit;
+    opts.eval_limit = args.eval_limit;
+    opts.split_seed = args.split_seed;
     let ds = danas_data::Dataset::from_spec(spec, opts).map_err(|e| InputError(format!("--data {spec}: {e}")))?;
     Ok(Box::new(ds))
 }
@@ -118,7 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => Some(Supernet::load(p).map_err(|e| InputError(e.to_string()))?),
         None => None,
     };
-    let source = open_source(&args.data, args.train_limit)?;
+    let source = open_source(&args.data, &args)?;
     let train_images = source.len(danas_core::Split::Train);
     let steps = match (args.steps, args.epochs) {
         (Some(s), _) => s,
@@ -129,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         optimizer,
         lr: args.lr,
-        warmup_steps: args.warmup,
+        warmup_steps: args.warmup.unwrap_or((steps / 5).min(100)),
         min_lr: 0.0,
         augment: !args.no_augment,
         bn_momentum: 0.1,

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd_data;
 mod cmd_estimate;
+mod cmd_fidelity;
 mod cmd_mcus;
 mod cmd_optim;
 mod cmd_search;
@@ -42,6 +43,8 @@ enum Command {
     Optim(cmd_optim::Args),
     /// Train one candidate network and report its validation (and test) metrics.
     Train(cmd_train::Args),
+    /// Compare supernet evaluation with from-scratch training on sampled candidates (rank correlation, speed-up).
+    Fidelity(cmd_fidelity::Args),
 }
 
 /// An error caused by the user's input (exit code 2) rather than by the work itself.
@@ -58,6 +61,13 @@ impl std::error::Error for InputError {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The training device (`DANAS_DEVICE`: cpu, cuda, wgpu) is checked before any work.
+    let trains =
+        matches!(cli.command, Command::Search(_) | Command::Resume(_) | Command::Train(_) | Command::Fidelity(_));
+    if trains && let Err(e) = danas_train::select_device(None) {
+        eprintln!("error: DANAS_DEVICE: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Search(a) => cmd_search::run(a),
         Command::Resume(a) => cmd_search::resume(a),
@@ -68,6 +78,7 @@ fn main() -> ExitCode {
         Command::Mcus(a) => cmd_mcus::run(a),
         Command::Optim(a) => cmd_optim::run(a),
         Command::Train(a) => cmd_train::run(a),
+        Command::Fidelity(a) => cmd_fidelity::run_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,13 +34,17 @@ const TINY: &[&str] = &[
     "--quiet",
 ];
 
-fn complete(dir: &Path) -> Vec<(u64, Vec<u16>, Option<serde_json::Value>)> {
+/// Completed trials: id, genome, metrics and the time each finished (a re-run trial
+/// would finish again, later).
+type Done = (u64, Vec<u16>, Option<serde_json::Value>, Option<u64>);
+
+fn complete(dir: &Path) -> Vec<Done> {
     let Ok(j) = Journal::open_read_only(&dir.join(STUDY_FILE)) else { return Vec::new() };
     j.trials()
         .unwrap_or_default()
         .into_iter()
         .filter(|t| t.status == TrialStatus::Complete)
-        .map(|t| (t.id, t.genome, t.metrics))
+        .map(|t| (t.id, t.genome, t.metrics, t.finished_at.map(f64::to_bits)))
         .collect()
 }
 
@@ -80,11 +84,13 @@ fn sigkill_then_resume_loses_and_repeats_nothing() {
     assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
     let after = complete(&dir);
     assert_eq!(after.len(), 8, "the search finishes its budget");
-    assert_eq!(&after[..before.len()], &before[..], "completed trials are intact");
-    let mut ids: Vec<u64> = after.iter().map(|t| t.0).collect();
-    ids.dedup();
-    assert_eq!(ids.len(), 8, "no trial id twice");
+    assert_eq!(&after[..before.len()], &before[..], "completed trials are intact and were not re-run");
     let j = Journal::open_read_only(&dir.join(STUDY_FILE)).unwrap();
+    // Each genome was evaluated once: nothing was repeated under a new id.
+    let mut genomes: Vec<Vec<u16>> = after.iter().map(|t| t.1.clone()).collect();
+    genomes.sort();
+    genomes.dedup();
+    assert_eq!(genomes.len(), 8, "no candidate evaluated twice");
     assert!(j.trials().unwrap().iter().all(|t| t.status != TrialStatus::Running));
     assert!(j.supernet("16-rgb").unwrap().is_some(), "the supernet is journaled and reused");
     for f in ["report.md", "pareto.json", "trials.csv", "accuracy_vs_ram.png"] {

@@ -24,6 +24,7 @@
 mod calibrate;
 mod error;
 mod lower;
+mod paper;
 mod plan;
 mod profile;
 mod tflite;
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub use calibrate::{Calibration, CalibrationSample, calibrate, parse_calibration_csv};
 pub use error::CostError;
+pub use paper::{PaperEstimate, paper_estimate};
 pub use plan::{Buffer, Plan, align16, greedy_plan, live_bound};
 pub use profile::{CyclesPerMac, Kernels, Profile, catalogue};
 pub use tflite::{TfliteModel, read_tflite, read_tflite_file};
@@ -110,6 +112,11 @@ impl Limits {
     /// The limits of a profile: its SRAM, flash and optional latency limit.
     pub fn from_profile(p: &Profile) -> Self {
         Self { ram_bytes: p.sram_bytes, flash_bytes: p.flash_bytes, latency_ms: p.max_latency_ms }
+    }
+
+    /// The paper's limits: 512 KiB RAM, 2 MiB flash, no latency limit.
+    pub fn paper() -> Self {
+        Self { ram_bytes: 512 * 1024, flash_bytes: 2048 * 1024, latency_ms: None }
     }
 }
 

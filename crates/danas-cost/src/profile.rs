@@ -171,6 +171,19 @@ impl Profile {
         }
     }
 
+    /// A catalogue name, or the path of a profile TOML file (a name ending in
+    /// `.toml`, or any existing file).
+    ///
+    /// # Errors
+    /// [`CostError::UnknownMcu`] listing the known names; the file's own errors.
+    pub fn resolve(name_or_path: &str) -> Result<Profile, CostError> {
+        let path = Path::new(name_or_path);
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) || path.is_file() {
+            return Profile::from_toml_file(path);
+        }
+        Profile::builtin(name_or_path)
+    }
+
     /// The default profile: `nucleo-h743`, the paper's 512 KiB RAM / 2 MiB flash part.
     pub fn default_mcu() -> Profile {
         let mut all = catalogue();

@@ -12,6 +12,15 @@ Run once in a throwaway venv with TensorFlow (tensorflow-cpu):
     /tmp/venv-tf/bin/python crates/danas-cost/tools/make_models.py crates/danas-cost/tests/models
 It writes MODEL.tflite files and manifest.json (each model's equivalent candidate flags).
 Everything random is seeded.
+
+With `--spec SPEC.json` it builds the models listed there instead (used by
+`cargo xtask repro cost-model --scale cpu`): a JSON list of objects with `name` and
+either the candidate fields `res`, `color`, `alpha`, `depths`, `classes` (the
+blueprint network above), or `kind` = `keras-mobilenetv2` (Keras' own
+`tf.keras.applications.MobileNetV2`, weights=None, with its explicit ZeroPadding
+layers; fields `res`, `alpha`, `classes`), or `kind` = `flatten-dynamic` (the
+blueprint network with an unknown batch size and an AveragePooling2D + Flatten head,
+which the converter turns into SHAPE / STRIDED_SLICE / PACK / RESHAPE ops).
 """
 import json
 import math
@@ -60,11 +69,11 @@ def bn(x, rng):
     return y
 
 
-def build(res, color, alpha, depths, classes, seed):
+def build(res, color, alpha, depths, classes, seed, dynamic_flatten=False):
     rng = np.random.default_rng(seed)
     keras.utils.set_random_seed(seed)
     ch = 3 if color == "rgb" else 1
-    inp = L.Input((res, res, ch), batch_size=1)
+    inp = L.Input((res, res, ch)) if dynamic_flatten else L.Input((res, res, ch), batch_size=1)
     x = L.Conv2D(make_divisible(32 * alpha), 3, strides=2, padding="same", use_bias=False)(inp)
     x = L.ReLU(6.0)(bn(x, rng))
     in_ch = x.shape[-1]
@@ -88,7 +97,11 @@ def build(res, color, alpha, depths, classes, seed):
         last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
         x = L.Conv2D(last, 1, use_bias=False)(x)
         x = L.ReLU(6.0)(bn(x, rng))
-    x = L.GlobalAveragePooling2D()(x)
+    if dynamic_flatten:
+        x = L.AveragePooling2D(pool_size=(x.shape[1], x.shape[2]))(x)
+        x = L.Flatten()(x)
+    else:
+        x = L.GlobalAveragePooling2D()(x)
     dense = L.Dense(classes, activation="softmax")
     x = dense(x)
     w, _ = dense.get_weights()
@@ -112,8 +125,49 @@ def convert(model, res, ch, seed):
     return conv.convert()
 
 
+def keras_mobilenetv2(res, alpha, classes, seed):
+    keras.utils.set_random_seed(seed)
+    return keras.applications.MobileNetV2(input_shape=(res, res, 3), alpha=alpha, weights=None,
+                                          classes=classes, include_top=True)
+
+
+def from_spec(out_dir, spec_path):
+    with open(spec_path) as f:
+        spec = json.load(f)
+    manifest = []
+    for k, m in enumerate(spec):
+        kind = m.get("kind", "blueprint")
+        if kind == "keras-mobilenetv2":
+            model = keras_mobilenetv2(m["res"], m["alpha"], m["classes"], seed=100 + k)
+            ch = 3
+        else:
+            model = build(m["res"], m["color"], m["alpha"], m["depths"], m["classes"], seed=100 + k,
+                          dynamic_flatten=(kind == "flatten-dynamic"))
+            ch = 3 if m["color"] == "rgb" else 1
+        data = convert(model, m["res"], ch, seed=100 + k)
+        path = os.path.join(out_dir, m["name"] + ".tflite")
+        with open(path, "wb") as f:
+            f.write(data)
+        entry = dict(m)
+        entry["file"] = m["name"] + ".tflite"
+        manifest.append(entry)
+        print(f"{path}: {len(data)} bytes", file=sys.stderr)
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+
+
 def main():
-    out_dir = sys.argv[1] if len(sys.argv) > 1 else "crates/danas-cost/tests/models"
+    args = sys.argv[1:]
+    if "--spec" in args:
+        i = args.index("--spec")
+        spec = args[i + 1]
+        rest = args[:i] + args[i + 2:]
+        out_dir = rest[0] if rest else "."
+        os.makedirs(out_dir, exist_ok=True)
+        from_spec(out_dir, spec)
+        return
+    out_dir = args[0] if args else "crates/danas-cost/tests/models"
     os.makedirs(out_dir, exist_ok=True)
     manifest = []
     for k, (name, res, color, alpha, depths, classes) in enumerate(MODELS):

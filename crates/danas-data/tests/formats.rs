@@ -253,14 +253,17 @@ fn gzipped_idx() {
 
 #[test]
 fn fashion_mnist_from_the_debian_package() {
-    let dir = std::path::Path::new("/usr/share/datasets/fashion-mnist");
+    // `cargo xtask ci` installs the package and points DANAS_FASHION_MNIST at it.
+    let dir = std::env::var_os("DANAS_FASHION_MNIST")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/share/datasets/fashion-mnist".into());
     if !dir.is_dir() {
         assert!(std::env::var_os("CI").is_none(), "CI must install the Debian package dataset-fashion-mnist");
         println!("skipped: {} is absent (apt-get install dataset-fashion-mnist)", dir.display());
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let ds = Dataset::from_spec("idx:/usr/share/datasets/fashion-mnist", options(tmp.path())).unwrap();
+    let ds = Dataset::from_spec(&format!("idx:{}", dir.display()), options(tmp.path())).unwrap();
     let cat = ds.catalog();
     let count = |s: &str| cat.records.iter().filter(|r| r.split.as_deref() == Some(s)).count();
     assert_eq!((count("train"), count("test")), (60_000, 10_000));
@@ -270,6 +273,17 @@ fn fashion_mnist_from_the_debian_package() {
     let counts = ds.split_counts();
     assert!(counts["test"].per_class.values().all(|&c| c == 1000));
     assert!(counts["validation"].per_class.values().all(|&c| c == 600), "stratified 10 %");
+    // Real pixels: the first test batch decodes to 1×28×28 luminance in [-1, 1],
+    // with both black background and bright garment pixels present.
+    let b = ds.batches(Split::Test, DataConfig::new(28, Color::Grayscale), 64, false, 0).next().unwrap().unwrap();
+    assert_eq!((b.n, b.c, b.h, b.w), (64, 1, 28, 28));
+    assert_eq!(b.images.len(), 64 * 28 * 28);
+    assert!(b.images.iter().all(|v| (-1.0..=1.0).contains(v)));
+    let lo = b.images.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = b.images.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    assert!(lo < -0.99 && hi > 0.5, "range {lo}..{hi}");
+    assert!(b.labels.iter().all(|&l| l < 10));
+    assert!(b.labels.iter().collect::<std::collections::BTreeSet<_>>().len() > 3, "several classes in a batch");
 }
 
 #[test]

@@ -125,6 +125,9 @@ struct BayesState {
     hyper: Option<GpHyper>,
     hyper_at: usize,
     cons_hyper: Option<GpHyper>,
+    /// Observations of the constraint model when its hyperparameters were last selected.
+    #[serde(default)]
+    cons_hyper_at: usize,
 }
 
 impl Bayesian {
@@ -208,7 +211,8 @@ impl Bayesian {
     fn fit(&mut self, x: &[Vec<f64>], y: &[f64], constraint: bool) -> Option<Gp> {
         let n = y.len();
         let cached = if constraint { self.st.cons_hyper } else { self.st.hyper };
-        let due = n <= 40 || n >= self.st.hyper_at + self.cfg.refit_every || cached.is_none();
+        let last = if constraint { self.st.cons_hyper_at } else { self.st.hyper_at };
+        let due = n <= 40 || n >= last + self.cfg.refit_every || cached.is_none();
         let hyper = if due {
             // select hyperparameters on the most recent HYPER_SUBSET points (cheap), then fit on all
             let m = n.min(HYPER_SUBSET);
@@ -219,6 +223,9 @@ impl Bayesian {
         let gp = hyper.and_then(|h| Gp::fit_with(x, y, h)).or_else(|| Gp::fit(x, y, &default_grid()))?;
         if constraint {
             self.st.cons_hyper = Some(gp.hyper());
+            if due {
+                self.st.cons_hyper_at = n;
+            }
         } else {
             self.st.hyper = Some(gp.hyper());
             if due {
@@ -281,6 +288,7 @@ impl BayesState {
             hyper: None,
             hyper_at: 0,
             cons_hyper: None,
+            cons_hyper_at: 0,
         }
     }
 }

@@ -200,7 +200,9 @@ fn every_strategy(space: Arc<dyn SearchSpace>, seed: u64, oracle: Option<Oracle>
 #[test]
 fn oracle_keeps_proposals_feasible() {
     let oracle: Oracle =
-        Arc::new(|g: &Genome| if g.0[0].is_multiple_of(2) { Feasibility::Feasible } else { Feasibility::Infeasible(vec![]) });
+        Arc::new(
+            |g: &Genome| if g.0[0].is_multiple_of(2) { Feasibility::Feasible } else { Feasibility::Infeasible(vec![]) },
+        );
     for mut opt in every_strategy(Arc::new(MbSpace::paper()), 3, Some(oracle.clone())) {
         for _ in 0..10 {
             for p in opt.ask(4).unwrap() {

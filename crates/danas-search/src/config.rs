@@ -27,11 +27,15 @@ pub struct SupernetSettings {
     pub lr: f64,
     /// Linear warm-up steps before the cosine decay.
     pub warmup_steps: u64,
+    /// Training augmentation (random resized crop, horizontal flip) for supernet
+    /// training, fine-tuning and the final stage. Off suits small, centred images
+    /// such as Fashion-MNIST.
+    pub augment: bool,
 }
 
 impl Default for SupernetSettings {
     fn default() -> Self {
-        Self { strategy: "full".into(), steps: 150, batch_size: 64, lr: 3e-3, warmup_steps: 10 }
+        Self { strategy: "full".into(), steps: 150, batch_size: 64, lr: 3e-3, warmup_steps: 10, augment: true }
     }
 }
 
@@ -102,11 +106,14 @@ pub struct SearchConfig {
     pub supernet: SupernetSettings,
     /// Candidate evaluation.
     pub evaluation: EvalSettings,
-    /// Retrain the top-k Pareto candidates from scratch after the search and report
-    /// their test metrics (0: skip).
+    /// Retrain the top-k Pareto candidates after the search (from scratch unless
+    /// `final_from_supernet`) and report their test metrics (0: skip).
     pub final_top_k: usize,
     /// Training steps of each final retraining.
     pub final_steps: u64,
+    /// Start the final retraining from the candidate's supernet weights instead of
+    /// from scratch.
+    pub final_from_supernet: bool,
 }
 
 impl Default for SearchConfig {
@@ -133,6 +140,7 @@ impl Default for SearchConfig {
             evaluation: EvalSettings::default(),
             final_top_k: 0,
             final_steps: 300,
+            final_from_supernet: false,
         }
     }
 }
@@ -166,14 +174,51 @@ impl SearchConfig {
         })
     }
 
-    /// Reads a TOML config file.
+    /// Reads a TOML config file. Relative paths in it (a space or profile file, a
+    /// data directory, the cache directory) are taken relative to the file's folder
+    /// when they exist there, else to the working directory.
     ///
     /// # Errors
     /// [`SearchError::ConfigFile`].
     pub fn from_toml_file(path: &Path) -> Result<Self, SearchError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SearchError::ConfigFile { path: path.to_path_buf(), message: format!("cannot read: {e}") })?;
-        Self::from_toml_str(&text, path)
+        let mut c = Self::from_toml_str(&text, path)?;
+        if let Some(dir) = path.parent() {
+            c.resolve_paths(dir);
+        }
+        Ok(c)
+    }
+
+    /// Makes every relative path of the config absolute: first relative to `base`
+    /// (when the path exists there), else to the working directory. The journaled
+    /// config then rebuilds the same search from any directory (`danas resume`).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        fn absolute(p: &Path, base: &Path) -> PathBuf {
+            if p.is_absolute() {
+                return p.to_path_buf();
+            }
+            let under_base = base.join(p);
+            let chosen = if under_base.exists() { under_base } else { p.to_path_buf() };
+            std::path::absolute(&chosen).unwrap_or(chosen)
+        }
+        let is_file_like = |s: &str| s.ends_with(".toml") || Path::new(s).is_file() || base.join(s).is_file();
+        if MbSpace::by_name(&self.space).is_err() && is_file_like(&self.space) {
+            self.space = absolute(Path::new(&self.space), base).display().to_string();
+        }
+        if !danas_cost::catalogue().iter().any(|p| p.name == self.mcu) && is_file_like(&self.mcu) {
+            self.mcu = absolute(Path::new(&self.mcu), base).display().to_string();
+        }
+        if let Some((kind, rest)) = self.data.split_once(':') {
+            let k = kind.trim().to_ascii_lowercase();
+            let dir_kind = ["idx", "mnist", "folder", "dir", "vww", "wake-vision", "wake_vision", "wakevision", "wv"];
+            if dir_kind.contains(&k.as_str()) && !rest.trim().is_empty() {
+                self.data = format!("{kind}:{}", absolute(Path::new(rest.trim()), base).display());
+            }
+        }
+        if let Some(c) = &self.cache_dir {
+            self.cache_dir = Some(absolute(c, base));
+        }
     }
 
     /// The search space, with `fixed_data` and `mono_base_width` applied.
@@ -374,6 +419,7 @@ impl SearchConfig {
             batch_size: self.supernet.batch_size,
             lr: self.supernet.lr,
             warmup_steps: self.supernet.warmup_steps.min(self.supernet.steps),
+            augment: self.supernet.augment,
             seed: self.seed,
             ..danas_train::TrainConfig::default()
         }
@@ -389,6 +435,7 @@ impl SearchConfig {
                 steps: e.finetune_steps,
                 batch_size: e.batch_size,
                 lr: e.finetune_lr,
+                augment: self.supernet.augment,
                 seed: self.seed,
                 ..danas_train::TrainConfig::default()
             }),
@@ -433,7 +480,7 @@ impl SearchConfig {
             strategy,
             self.eval_config(),
         )
-        .final_training(final_train);
+        .final_training(final_train, self.final_from_supernet);
         let config = serde_json::to_value(self).map_err(|e| bad("config", "?", e.to_string()))?;
         Ok(crate::Search::new(space, opt, gate, Arc::new(evaluator))
             .budget(self.budget()?)
@@ -451,7 +498,7 @@ impl SearchConfig {
     /// [`SearchError::NotAStudy`], [`SearchError::Locked`], or an invalid stored config.
     pub fn from_study(dir: &Path) -> Result<Self, SearchError> {
         let path = dir.join(crate::STUDY_FILE);
-        let journal = crate::Journal::open(&path)?;
+        let journal = crate::Journal::open_read_only(&path)?;
         let value = journal.config()?;
         drop(journal);
         serde_json::from_value(value).map_err(|source| SearchError::Json { path, what: "config".into(), source })

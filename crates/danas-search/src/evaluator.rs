@@ -22,6 +22,7 @@ pub struct SupernetEvaluator {
     eval: EvalConfig,
     storage: StoragePrecision,
     final_train: TrainConfig,
+    final_from_supernet: bool,
     supernets: RwLock<BTreeMap<DataConfig, Arc<Supernet>>>,
 }
 
@@ -54,6 +55,7 @@ impl SupernetEvaluator {
             eval,
             storage: StoragePrecision::F16,
             final_train: TrainConfig::default(),
+            final_from_supernet: false,
             supernets: RwLock::new(BTreeMap::new()),
         }
     }
@@ -64,10 +66,18 @@ impl SupernetEvaluator {
         self
     }
 
-    /// Training settings of the final stage (default: [`TrainConfig::default`]).
-    pub fn final_training(mut self, cfg: TrainConfig) -> Self {
+    /// Training settings of the final stage (default: [`TrainConfig::default`], from
+    /// scratch); with `from_supernet`, it starts from the candidate's supernet
+    /// weights (loaded from `DIR/supernets/` when not in memory, e.g. after a resume).
+    pub fn final_training(mut self, cfg: TrainConfig, from_supernet: bool) -> Self {
         self.final_train = cfg;
+        self.final_from_supernet = from_supernet;
         self
+    }
+
+    /// Where a data configuration's supernet checkpoint lives, relative to the results directory.
+    fn checkpoint_path(data: DataConfig) -> String {
+        format!("supernets/{}.ckpt", data.key())
     }
 
     fn get(&self, data: DataConfig) -> Option<Arc<Supernet>> {
@@ -128,7 +138,7 @@ impl Evaluator for SupernetEvaluator {
                 status(&format!("{label}: step {}/{total}, loss {:.3}", s.step + 1, s.loss));
             }
         })?;
-        let rel = format!("supernets/{}.ckpt", data.key());
+        let rel = Self::checkpoint_path(data);
         let path = dir.join(&rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
@@ -151,11 +161,18 @@ impl Evaluator for SupernetEvaluator {
         Ok(metrics_of(&e.metrics, e.params))
     }
 
-    /// Trains the candidate starting from its supernet weights (or from scratch when
-    /// no supernet is loaded) with the final-stage settings, reports validation and
-    /// test metrics, and saves the network under `dir/final/`.
+    /// Trains the candidate with the final-stage settings (from scratch, or from its
+    /// supernet weights when so configured), reports validation and test metrics,
+    /// and saves the network under `dir/final/`.
     fn finalize(&self, cand: &Candidate, seed: u64, dir: &Path, name: &str) -> Result<Option<Finalized>, EvalError> {
-        let sn = self.get(cand.data);
+        let sn = if self.final_from_supernet {
+            match self.get(cand.data) {
+                Some(sn) => Some(sn),
+                None => Some(Arc::new(Supernet::load(dir.join(Self::checkpoint_path(cand.data)))?)),
+            }
+        } else {
+            None
+        };
         let mut cfg = self.final_train.clone();
         cfg.seed = seed;
         let (net, rep) = danas_train::final_train(cand, self.source.as_ref(), &cfg, sn.as_deref(), true, &mut |_| {})?;

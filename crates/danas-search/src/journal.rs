@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::SearchError;
 
 /// Version of the study file layout; stored in the file, checked on open.
-pub const STUDY_FORMAT: i64 = 1;
+pub const STUDY_FORMAT: i64 = 2;
 
 /// What happened to a trial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -71,6 +71,9 @@ pub struct TrialRecord {
     pub finished_at: Option<f64>,
     /// Seconds spent evaluating (training included).
     pub eval_seconds: Option<f64>,
+    /// The study's elapsed wall-clock seconds when it finished, counting every
+    /// session (the clock the wall-clock budget uses).
+    pub elapsed_at: Option<f64>,
 }
 
 /// How a trial ended, for [`Journal::finish_trial`].
@@ -133,7 +136,8 @@ CREATE TABLE trials (
     message TEXT,
     started_at REAL NOT NULL,
     finished_at REAL,
-    eval_seconds REAL
+    eval_seconds REAL,
+    elapsed_at REAL
 );
 CREATE TABLE supernets (data_key TEXT PRIMARY KEY, path TEXT NOT NULL, train_seconds REAL NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE optimizer_events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL);
@@ -324,7 +328,7 @@ impl Journal {
         let tx = self.conn.transaction().map_err(db)?;
         let n = tx
             .execute(
-                "UPDATE trials SET status = ?2, costs = ?3, metrics = ?4, message = ?5, finished_at = ?6, eval_seconds = ?7 WHERE id = ?1",
+                "UPDATE trials SET status = ?2, costs = ?3, metrics = ?4, message = ?5, finished_at = ?6, eval_seconds = ?7, elapsed_at = ?8 WHERE id = ?1",
                 params![
                     id as i64,
                     end.status.as_str(),
@@ -332,7 +336,8 @@ impl Journal {
                     end.metrics.map(Value::to_string),
                     end.message,
                     now(),
-                    end.eval_seconds
+                    end.eval_seconds,
+                    elapsed_seconds
                 ],
             )
             .map_err(db)?;
@@ -419,8 +424,7 @@ impl Journal {
     }
 
     fn select_trials(&self, only: Option<u64>) -> Result<Vec<TrialRecord>, SearchError> {
-        const COLUMNS: &str =
-            "SELECT id, genome, candidate, status, seed, costs, metrics, message, started_at, finished_at, eval_seconds FROM trials";
+        const COLUMNS: &str = "SELECT id, genome, candidate, status, seed, costs, metrics, message, started_at, finished_at, eval_seconds, elapsed_at FROM trials";
         let sql = match only {
             Some(_) => format!("{COLUMNS} WHERE id = ?1"),
             None => format!("{COLUMNS} ORDER BY id"),
@@ -439,6 +443,7 @@ impl Journal {
             f64,
             Option<f64>,
             Option<f64>,
+            Option<f64>,
         );
         let rows: Vec<Row> = stmt
             .query_map(rusqlite::params_from_iter(params), |r| {
@@ -454,6 +459,7 @@ impl Journal {
                     r.get(8)?,
                     r.get(9)?,
                     r.get(10)?,
+                    r.get(11)?,
                 ))
             })
             .map_err(self.db())?
@@ -463,7 +469,7 @@ impl Journal {
             serde_json::from_str(text).map_err(|source| SearchError::Json { path: self.path.clone(), what, source })
         };
         let mut out = Vec::with_capacity(rows.len());
-        for (id, genome, cand, status, seed, costs, metrics, message, started, finished, secs) in rows {
+        for (id, genome, cand, status, seed, costs, metrics, message, started, finished, secs, elapsed_at) in rows {
             let parse = |what: &str, text: &str| json(format!("trial {id} {what}"), text);
             let status = TrialStatus::parse(&status).ok_or_else(|| SearchError::Json {
                 path: self.path.clone(),
@@ -482,6 +488,7 @@ impl Journal {
                 started_at: started,
                 finished_at: finished,
                 eval_seconds: secs,
+                elapsed_at,
             });
         }
         Ok(out)

@@ -1,19 +1,27 @@
 //! # danas-search
 //!
-//! The search loop's durable parts: the study [`Journal`] (one SQLite file per
-//! study, one transaction per trial, an exclusive lock so two processes never
-//! write one study) and [`Budget`]s. The loop itself (ask → decode → cost gate →
-//! evaluate → tell → journal) builds on these.
+//! The search loop: [`Search`] asks an optimiser for proposals, decodes them,
+//! gates them on the cost model ([`CostGate`], [`CostModelGate`]) before any
+//! training, prepares the data configuration's supernet lazily ([`Evaluator`]),
+//! evaluates in parallel, tells the optimiser and commits each trial to the study
+//! [`Journal`] (one SQLite file per study, one transaction per trial, an exclusive
+//! lock so two processes never write one study). [`Budget`]s stop it; [`Observer`]s
+//! watch it; [`report`] writes the tables, plots and `report.md`; [`config`] holds
+//! the validated settings of `danas search`. A study survives Ctrl-C, crashes and
+//! `kill -9`: [`Search::resume`] replays the journal.
 
 mod budget;
 pub mod config;
 mod error;
 #[cfg(feature = "train")]
 mod evaluator;
+#[cfg(feature = "train")]
+pub mod fidelity;
 mod gate;
 mod journal;
 pub mod report;
 mod search;
+pub mod stats;
 
 pub use budget::Budget;
 pub use error::SearchError;

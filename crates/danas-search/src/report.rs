@@ -62,6 +62,8 @@ pub struct TrialRow {
     pub eval_seconds: Option<f64>,
     /// Unix time it finished.
     pub finished_at: Option<f64>,
+    /// Study seconds (all sessions) when it finished.
+    pub elapsed_at: Option<f64>,
     /// Why infeasible or failed.
     pub message: Option<String>,
 }
@@ -95,6 +97,7 @@ impl TrialRow {
             peak_op: costs.and_then(|c| c.get("peak_op")).and_then(Value::as_str).map(str::to_string),
             eval_seconds: t.eval_seconds,
             finished_at: t.finished_at,
+            elapsed_at: t.elapsed_at,
             message: t.message.clone(),
         }
     }
@@ -157,14 +160,14 @@ fn opt(v: Option<f64>) -> String {
 
 fn write_csv(path: &Path, rows: &[&TrialRow]) -> Result<(), SearchError> {
     let mut s = String::from(
-        "id,status,resolution,color,alpha,depths,arch,val_accuracy,val_balanced_accuracy,test_accuracy,arena_bytes,flash_bytes,latency_ms,macs,params,peak_op,eval_seconds,message\n",
+        "id,status,resolution,color,alpha,depths,arch,val_accuracy,val_balanced_accuracy,test_accuracy,arena_bytes,flash_bytes,latency_ms,macs,params,peak_op,eval_seconds,elapsed_s,message\n",
     );
     for r in rows {
         let status =
             serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.id,
             status,
             r.resolution,
@@ -182,6 +185,7 @@ fn write_csv(path: &Path, rows: &[&TrialRow]) -> Result<(), SearchError> {
             opt(r.params),
             csv_field(r.peak_op.as_deref().unwrap_or("")),
             opt(r.eval_seconds),
+            opt(r.elapsed_at),
             csv_field(r.message.as_deref().unwrap_or("")),
         );
     }
@@ -270,13 +274,15 @@ pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: &ReportLimits) 
     let start = trials.iter().map(|t| t.started_at).fold(f64::INFINITY, f64::min);
     let mut done: Vec<&TrialRow> =
         rows.iter().filter(|r| r.feasible_under(limits) && r.val_accuracy.is_some()).collect();
-    done.sort_by(|a, b| a.finished_at.unwrap_or(0.0).total_cmp(&b.finished_at.unwrap_or(0.0)));
+    // Study time (all sessions) where journaled, else wall time since the first trial.
+    let minutes = |r: &TrialRow| r.elapsed_at.or_else(|| Some((r.finished_at? - start).max(0.0))).map(|s| s / 60.0);
+    done.sort_by(|a, b| minutes(a).unwrap_or(0.0).total_cmp(&minutes(b).unwrap_or(0.0)));
     let mut best = f64::NEG_INFINITY;
     let curve: Vec<(f64, f64)> = done
         .iter()
         .filter_map(|r| {
             best = best.max(r.val_accuracy?);
-            Some(((r.finished_at? - start).max(0.0) / 60.0, best))
+            Some((minutes(r)?, best))
         })
         .collect();
     let svg = dir.join("best_over_time.svg");

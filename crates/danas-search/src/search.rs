@@ -509,14 +509,14 @@ impl Search {
                 }
             }
 
-            // Prepare (train or load) the supernets this batch needs, one at a time.
+            // Prepare (train or load) the supernets this batch needs, up to `parallel` at once.
             let datas: BTreeSet<DataConfig> = to_eval.iter().map(|t| t.1.data).collect();
+            let mut todo: Vec<(DataConfig, Option<String>)> = Vec::new();
             for data in datas {
                 if ready.contains(&data) || broken.contains_key(&data) {
                     continue;
                 }
-                let key = data.key();
-                let existing = journal.supernet(&key)?.map(|r| r.path);
+                let existing = journal.supernet(&data.key())?.map(|r| r.path);
                 let phase = if existing.is_some() {
                     format!("loading supernet {data}")
                 } else {
@@ -525,6 +525,9 @@ impl Search {
                 if self.emit(&SearchEvent::Phase(&phase)) == Control::Stop {
                     stop = true;
                 }
+                todo.push((data, existing));
+            }
+            for chunk in todo.chunks(self.parallel.max(1)) {
                 let observers = std::sync::Mutex::new(&mut self.observers);
                 let status = |msg: &str| {
                     if let Ok(mut obs) = observers.lock() {
@@ -533,23 +536,42 @@ impl Search {
                         }
                     }
                 };
-                match self.evaluator.prepare(data, &self.dir, existing.as_deref(), &status) {
-                    Ok(prep) => {
-                        if let Some(ck) = &prep.checkpoint
-                            && existing.as_deref() != Some(ck.as_str())
-                        {
-                            journal.record_supernet(&key, ck, prep.seconds)?;
+                let evaluator = &self.evaluator;
+                let dir = &self.dir;
+                let prepared: Vec<Result<Prepared, String>> = std::thread::scope(|s| {
+                    let handles: Vec<_> = chunk
+                        .iter()
+                        .map(|(data, existing)| {
+                            let status = &status;
+                            s.spawn(move || {
+                                evaluator.prepare(*data, dir, existing.as_deref(), status).map_err(|e| e.to_string())
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|_| Err("supernet preparation panicked".to_string())))
+                        .collect()
+                });
+                for ((data, existing), result) in chunk.iter().zip(prepared) {
+                    match result {
+                        Ok(prep) => {
+                            if let Some(ck) = &prep.checkpoint
+                                && existing.as_deref() != Some(ck.as_str())
+                            {
+                                journal.record_supernet(&data.key(), ck, prep.seconds)?;
+                            }
+                            journal.event("supernet", &format!("{data} ready after {:.1} s", prep.seconds))?;
+                            ready.insert(*data);
                         }
-                        journal.event("supernet", &format!("{data} ready after {:.1} s", prep.seconds))?;
-                        // Supernet training counts against the wall-clock budget, also after a crash.
-                        journal.set_meta("elapsed_seconds", &elapsed().as_secs_f64().to_string())?;
-                        ready.insert(data);
-                    }
-                    Err(e) => {
-                        journal.event("supernet-failed", &format!("{data}: {e}"))?;
-                        broken.insert(data, format!("supernet for {data} failed: {e}"));
+                        Err(e) => {
+                            journal.event("supernet-failed", &format!("{data}: {e}"))?;
+                            broken.insert(*data, format!("supernet for {data} failed: {e}"));
+                        }
                     }
                 }
+                // Supernet training counts against the wall-clock budget, also after a crash.
+                journal.set_meta("elapsed_seconds", &elapsed().as_secs_f64().to_string())?;
             }
 
             // Evaluate in parallel. A panicking evaluation fails its trial, not the search.

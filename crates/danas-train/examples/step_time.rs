@@ -1,7 +1,7 @@
 //! Times training steps of MobileNetV2 α 0.35, 3×96×96, batch 32, 2 classes
 //! (the bench's step) and prints the median; for profiling with `perf`.
 //!
-//! `cargo run -p danas-train --release --example step_time -- [steps] [batch] [alpha]`
+//! `cargo run -p danas-train --release --example step_time -- [steps] [batch] [alpha] [res] [--json]`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use danas_core::{Arch, Batch, Candidate, Color, DataConfig};
@@ -13,7 +13,7 @@ fn main() {
     let steps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
     let alpha: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0.35);
-    let res = 96;
+    let res: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(96);
     let cand = Candidate::new(DataConfig::new(res as u32, Color::Rgb), Arch::full(alpha));
     let net = Network::new(&cand, 2, 0).unwrap();
     let cfg = TrainConfig { steps: 1_000_000, batch_size: n, ..TrainConfig::default() };
@@ -31,9 +31,17 @@ fn main() {
     }
     times.sort_by(f64::total_cmp);
     let med = times[times.len() / 2];
-    println!(
-        "alpha {alpha}: median step {:.1} ms, {:.1} images/s (batch {n}, {steps} steps)",
-        med * 1e3,
-        n as f64 / med
-    );
+    if args.iter().any(|a| a == "--json") {
+        println!(
+            "{{\"framework\": \"danas-train\", \"alpha\": {alpha}, \"batch\": {n}, \"median_ms\": {:.3}, \"images_per_s\": {:.3}}}",
+            med * 1e3,
+            n as f64 / med
+        );
+    } else {
+        println!(
+            "alpha {alpha}: median step {:.1} ms, {:.1} images/s (batch {n}, {steps} steps)",
+            med * 1e3,
+            n as f64 / med
+        );
+    }
 }

@@ -7,7 +7,7 @@ use danas_core::{BatchSource, Candidate, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::net::{BatchStats, BnMode, Network, batch_tensor, cpu_device, forward, to_vec};
+use crate::net::{BatchStats, BnMode, Network, batch_tensor, device, forward, to_vec};
 use crate::supernet::Supernet;
 use crate::train::{Feeder, StepInfo, TrainConfig, TrainReport, train_network};
 
@@ -97,7 +97,7 @@ pub fn evaluate(
     let k = net.classes() as usize;
     let mut confusion = vec![vec![0u64; k]; k];
     let mut loss_sum = 0.0f64;
-    let device = cpu_device();
+    let device = device();
     for batch in source.batches(split, net.blueprint().data, batch_size, false, 0) {
         let batch = batch.map_err(|source| TrainError::Source { split, source })?;
         let x = batch_tensor(net.blueprint(), &batch, split, &device)?;
@@ -136,7 +136,7 @@ pub fn recalibrate_bn(
             "needs ≥ 1 batch of ≥ 1 image",
         ));
     }
-    let device = cpu_device();
+    let device = device();
     let mut feeder = Feeder::new(source, net.blueprint().data, batch_size, true, seed);
     let t = net.params.view();
     let mut sums: Option<Vec<BatchStats>> = None;
@@ -179,9 +179,13 @@ impl Default for EvalConfig {
 }
 
 impl EvalConfig {
-    /// The paper's setting: recalibrate, then fine-tune the copy 10 × 10 steps (Adam 1e-4).
+    /// The paper's setting: fine-tune the copy 10 × 10 steps of batch 128 (Adam 1e-4),
+    /// then recalibrate its BatchNorm statistics.
     pub fn paper() -> Self {
-        Self { finetune: Some(TrainConfig { steps: 100, lr: 1e-4, ..TrainConfig::default() }), ..Self::default() }
+        Self {
+            finetune: Some(TrainConfig { steps: 100, lr: 1e-4, batch_size: 128, ..TrainConfig::default() }),
+            ..Self::default()
+        }
     }
 }
 
@@ -209,13 +213,17 @@ fn score(
     on_step: &mut dyn FnMut(&StepInfo),
 ) -> Result<(Network, CandidateEval), TrainError> {
     let mut net = net;
-    if cfg.calib_batches > 0 {
-        net = recalibrate_bn(net, source, cfg.calib_batches, cfg.calib_batch_size, cfg.seed)?;
-    }
+    // Fine-tune first (training uses batch statistics), then recalibrate the running
+    // statistics for the weights that are actually scored: the trainer's running
+    // averages restart from the first fine-tuning batches and would otherwise
+    // replace a calibration done before it.
     if let Some(ft) = &cfg.finetune {
         let (n, rep) = train_network(net, source, ft, on_step)?;
         net = n;
         training = Some(rep);
+    }
+    if cfg.calib_batches > 0 {
+        net = recalibrate_bn(net, source, cfg.calib_batches, cfg.calib_batch_size, cfg.seed)?;
     }
     let metrics = evaluate(&net, source, Split::Validation, cfg.eval_batch_size)?;
     let eval = CandidateEval {
@@ -229,8 +237,8 @@ fn score(
 }
 
 impl Supernet {
-    /// Scores `cand` with supernet weights: extract a copy, recalibrate its
-    /// BatchNorm, optionally fine-tune the copy, evaluate on the validation split.
+    /// Scores `cand` with supernet weights: extract a copy, optionally fine-tune the
+    /// copy, recalibrate its BatchNorm, evaluate on the validation split.
     /// The supernet itself never changes.
     ///
     /// # Errors
@@ -263,7 +271,7 @@ impl Supernet {
 }
 
 /// Scores `cand` trained from scratch with `train` (the baseline a supernet
-/// replaces), then as [`Supernet::evaluate`] (recalibration, optional fine-tuning, validation).
+/// replaces), then as [`Supernet::evaluate`] (optional fine-tuning, recalibration, validation).
 ///
 /// # Errors
 /// As [`train_network`] and [`evaluate`].

@@ -1,6 +1,8 @@
 //! # danas-train
 //!
-//! The trainer of danas, the only crate that uses burn (CPU backend `flex`).
+//! The trainer of danas, the only crate that uses burn (CPU backend `flex`; the
+//! `cuda` and `wgpu` features add GPU backends, chosen with [`select_device`] or
+//! `DANAS_DEVICE`).
 //!
 //! - [`Network`]: a MobileNetV2-family network built at run time from a
 //!   [`danas_core::Blueprint`] — any resolution, channels, width, depths and
@@ -44,7 +46,7 @@ pub use eval::{
     CandidateEval, ClassMetrics, EvalConfig, FinalReport, Metrics, evaluate, evaluate_from_scratch, final_train,
     recalibrate_bn,
 };
-pub use net::{BN_EPSILON, FoldedWeights, Network, cpu_device};
+pub use net::{BN_EPSILON, DEVICES, FoldedWeights, Network, cpu_device, device, parse_device, select_device};
 pub use supernet::Supernet;
 pub use train::{OptimizerKind, StepInfo, Strategy, TrainConfig, TrainReport, Trainer, train_network};
 pub use weights::{ConvWeights, NetWeights};

@@ -5,7 +5,7 @@ use burn::tensor::{Tensor, TensorData};
 use danas_core::{Arch, Blueprint, Candidate, ConvLayer, DataConfig};
 
 use crate::TrainError;
-use crate::net::{BnMode, ConvT, NetParams, NetT, Network, conv_bn, cpu_device, head};
+use crate::net::{BnMode, ConvT, NetParams, NetT, Network, conv_bn, device, head};
 use crate::weights::NetWeights;
 
 /// Where a convolution sits in the MobileNetV2 family, independent of width.
@@ -177,7 +177,7 @@ impl Supernet {
     pub fn extract(&self, cand: &Candidate) -> Result<Network, TrainError> {
         let sub = self.sub_blueprint(cand)?;
         let view = slice_view(self.blueprint(), &self.net.params.view(), &sub, &self.candidate().to_string())?;
-        let device = cpu_device();
+        let device = device();
         // Copy through host memory: the result shares nothing with the supernet.
         let host = |t: Tensor<1>| crate::net::to_vec(t);
         let mut w = NetWeights { convs: Vec::new(), fc_weight: Vec::new(), fc_bias: Vec::new() };

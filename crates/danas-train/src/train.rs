@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::net::{BnMode, NetParams, Network, batch_tensor, cpu_device, forward, to_vec};
+use crate::net::{BnMode, NetParams, Network, batch_tensor, device, forward, to_vec};
 use crate::supernet::{Supernet, slice_view};
 
 /// The optimiser.
@@ -325,7 +325,7 @@ impl Trainer {
     /// smallest sandwich sub-network does not fit.
     pub fn with_strategy(net: &Network, cfg: &TrainConfig, strategy: &Strategy) -> Result<Self, TrainError> {
         cfg.validate()?;
-        let device = cpu_device().autodiff();
+        let device = device().autodiff();
         let bp = net.blueprint().clone();
         let cand = net.candidate().clone();
         let params = NetParams::from_weights(&bp, &net.params.to_weights()?, &device)?;
@@ -417,7 +417,7 @@ impl Trainer {
     /// # Errors
     /// [`TrainError::Backend`] if the backend returns unexpected data.
     pub fn into_network(self) -> Result<Network, TrainError> {
-        let params = NetParams::from_weights(&self.blueprint, &self.params.to_weights()?, &cpu_device())?;
+        let params = NetParams::from_weights(&self.blueprint, &self.params.to_weights()?, &device())?;
         Ok(Network::from_params(self.candidate, self.blueprint, params))
     }
 }

@@ -256,7 +256,18 @@ impl Source for WakeVisionSource {
                     Err(_) => continue,
                 };
                 let Some(ws) = in_archives.remove(base_name(&name)) else { continue };
-                let mut buf = Vec::with_capacity(entry.size() as usize);
+                // The header's size is not trusted for the allocation (a corrupt header
+                // could ask for any amount); members above 256 MiB are bad files.
+                const MAX_MEMBER: u64 = 256 << 20;
+                if entry.size() > MAX_MEMBER {
+                    let e =
+                        format!("member {name} of {} claims {} bytes (over 256 MiB)", archive.display(), entry.size());
+                    for w in ws {
+                        sink(w, Err(e.clone()))?;
+                    }
+                    continue;
+                }
+                let mut buf = Vec::with_capacity(entry.size().min(16 << 20) as usize);
                 let res = entry
                     .read_to_end(&mut buf)
                     .map(|_| buf)

@@ -1,0 +1,157 @@
+//! `danas fidelity`: how well does supernet evaluation rank candidates, compared with
+//! training each from scratch, on your data?
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use danas_core::DataConfig;
+use danas_search::config::SearchConfig;
+use danas_search::fidelity::{FidelityPlan, FidelityReport, run};
+
+use crate::InputError;
+
+/// Score sampled candidates of one data configuration from the supernet (with and
+/// without fine-tuning) and from scratch; report seconds, Kendall τ and Spearman ρ.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A search TOML (`danas search --config`) for data, space, supernet and evaluation settings.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data source (overrides the config).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Search space (overrides the config).
+    #[arg(long)]
+    pub space: Option<String>,
+    /// The data configuration, e.g. `32,grayscale` (default: the space's largest resolution, first colour).
+    #[arg(long)]
+    pub data_config: Option<String>,
+    /// Candidates sampled.
+    #[arg(long, default_value_t = 20)]
+    pub candidates: usize,
+    /// Supernet strategies to compare, comma-separated (`full`, `sandwich`).
+    #[arg(long, default_value = "full")]
+    pub strategies: String,
+    /// Training steps of each from-scratch candidate.
+    #[arg(long, default_value_t = 300)]
+    pub scratch_steps: u64,
+    /// Supernet training steps (overrides the config).
+    #[arg(long)]
+    pub supernet_steps: Option<u64>,
+    /// Fine-tuning steps of the fine-tuned supernet scores (overrides the config; default 100).
+    #[arg(long)]
+    pub finetune_steps: Option<u64>,
+    /// Use at most this many training images.
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Use at most this many validation images.
+    #[arg(long)]
+    pub eval_limit: Option<usize>,
+    /// No training augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn input(e: impl std::fmt::Display) -> anyhow::Error {
+    InputError(e.to_string()).into()
+}
+
+/// Runs `danas fidelity`.
+pub fn run_cmd(args: Args) -> anyhow::Result<()> {
+    let mut c = match &args.config {
+        Some(p) => SearchConfig::from_toml_file(p).map_err(input)?,
+        None => SearchConfig::default(),
+    };
+    if let Some(d) = &args.data {
+        c.data = d.clone();
+    }
+    if let Some(s) = &args.space {
+        c.space = s.clone();
+    }
+    if let Some(s) = args.supernet_steps {
+        c.supernet.steps = s;
+    }
+    if let Some(s) = args.finetune_steps {
+        c.evaluation.finetune_steps = s;
+    }
+    if args.train_limit.is_some() {
+        c.train_limit = args.train_limit;
+    }
+    if args.eval_limit.is_some() {
+        c.eval_limit = args.eval_limit;
+    }
+    if args.no_augment {
+        c.supernet.augment = false;
+    }
+    c.seed = args.seed;
+    c.resolve_paths(std::path::Path::new("."));
+    let space = c.build_space().map_err(input)?;
+    let data: DataConfig = match &args.data_config {
+        Some(s) => s.parse().map_err(|e| input(format!("--data-config {s:?}: {e}")))?,
+        None => {
+            let sc = space.config();
+            let r = sc.resolutions.iter().copied().max().unwrap_or(32);
+            DataConfig::new(r, sc.colors.first().copied().unwrap_or(danas_core::Color::Rgb))
+        }
+    };
+    let plan = FidelityPlan {
+        data,
+        candidates: args.candidates,
+        strategies: args.strategies.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        scratch_steps: args.scratch_steps,
+        seed: args.seed,
+    };
+    let quiet = args.json;
+    let report = run(&c, &plan, &mut |msg| {
+        if !quiet {
+            eprintln!("  {msg}");
+        }
+    })
+    .map_err(|e| match e {
+        danas_search::SearchError::Config { .. } | danas_search::SearchError::Data(_) => input(e),
+        other => anyhow::Error::new(other),
+    })?;
+    if let Some(out) = &args.out {
+        std::fs::write(out, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+fn print_report(r: &FidelityReport) {
+    println!("\n{} candidates at {}; from-scratch: {} steps each", r.rows.len(), r.plan.data, r.plan.scratch_steps);
+    for (s, secs) in r.plan.strategies.iter().zip(&r.supernet_seconds) {
+        println!("  {s} supernet trained in {secs:.1} s");
+    }
+    println!(
+        "\n{:<10} {:<18} {:>9} {:>9} {:>10} {:>9}",
+        "supernet", "method", "kendall", "spearman", "median s", "speed-up"
+    );
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+    for a in &r.agreement {
+        println!(
+            "{:<10} {:<18} {:>9} {:>9} {:>10.2} {:>8.1}x",
+            a.strategy,
+            a.method,
+            f(a.kendall_tau),
+            f(a.spearman_rho),
+            a.median_seconds,
+            a.speedup
+        );
+    }
+    println!("{:<10} {:<18} {:>9} {:>9} {:>10.2}", "-", "from scratch", "1", "1", r.median_scratch_seconds);
+}

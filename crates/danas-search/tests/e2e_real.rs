@@ -1,0 +1,137 @@
+//! End to end with the real parts on tiny synthetic data: danas-data's synthetic set,
+//! danas-cost's gate, danas-train's supernets, and an optimiser that is *not* given
+//! the feasibility oracle, so that the gate has infeasible candidates to stop.
+#![cfg(feature = "train")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use danas_core::{Candidate, DataConfig, Precision};
+use danas_cost::{Limits, Profile};
+use danas_optim::{Metrics, RandomSearch};
+use danas_search::report::ReportLimits;
+use danas_search::{
+    Budget, CostModelGate, EvalError, Evaluator, Prepared, STUDY_FILE, Search, SupernetEvaluator, TrialStatus,
+};
+use danas_space::{CandidateSpace, MbSpace, SearchSpace};
+use danas_train::{EvalConfig, Strategy, TrainConfig};
+
+/// The real supernet evaluator, recording every candidate it is asked to train or score.
+struct Recording {
+    inner: SupernetEvaluator,
+    evaluated: Mutex<Vec<Candidate>>,
+}
+
+impl Evaluator for Recording {
+    fn prepare(
+        &self,
+        d: DataConfig,
+        dir: &Path,
+        existing: Option<&str>,
+        s: &dyn Fn(&str),
+    ) -> Result<Prepared, EvalError> {
+        self.inner.prepare(d, dir, existing, s)
+    }
+    fn evaluate(&self, c: &Candidate, seed: u64) -> Result<Metrics, EvalError> {
+        self.evaluated.lock().unwrap().push(c.clone());
+        self.inner.evaluate(c, seed)
+    }
+}
+
+const RAM: u64 = 20 * 1024;
+const FLASH: u64 = 150 * 1024;
+
+fn search(dir: &Path, cache: &Path, seed: u64) -> (danas_search::SearchSummary, Vec<Candidate>) {
+    let mut opts = danas_data::DataOptions::default();
+    opts.cache_dir = cache.to_path_buf();
+    opts.train_limit = Some(96);
+    opts.eval_limit = Some(48);
+    let data = Arc::new(danas_data::Dataset::from_spec("synthetic:n=200,size=16", opts).unwrap());
+    let classes = danas_core::BatchSource::classes(data.as_ref());
+    // 16 px only, so the test trains two supernets (rgb, grayscale) of a few steps.
+    let mut cfg = MbSpace::demo().config().clone();
+    cfg.resolutions = vec![16];
+    let space = Arc::new(MbSpace::new(cfg).unwrap());
+    let limits = Limits { ram_bytes: RAM, flash_bytes: FLASH, latency_ms: None };
+    let gate = Arc::new(CostModelGate::new(Profile::default_mcu(), limits, Precision::Int8, classes));
+    let train = TrainConfig { steps: 4, batch_size: 16, seed, ..TrainConfig::default() };
+    let eval = EvalConfig { calib_batches: 1, calib_batch_size: 16, eval_batch_size: 48, ..EvalConfig::default() };
+    let inner = SupernetEvaluator::new(space.clone() as Arc<dyn CandidateSpace>, data, train, Strategy::Full, eval);
+    let rec = Arc::new(Recording { inner, evaluated: Mutex::new(Vec::new()) });
+    // No oracle: random proposals, feasible or not.
+    let opt = RandomSearch::new(space.clone() as Arc<dyn SearchSpace>, seed);
+    let summary = Search::new(space, Box::new(opt), gate, rec.clone())
+        .budget(Budget { wall: None, max_trials: Some(6) })
+        .parallel(2)
+        .seed(seed)
+        .out_dir(dir)
+        .limits(ReportLimits { ram_bytes: Some(RAM as f64), flash_bytes: Some(FLASH as f64), latency_ms: None })
+        .run()
+        .unwrap();
+    let evaluated = rec.evaluated.lock().unwrap().clone();
+    (summary, evaluated)
+}
+
+#[test]
+fn real_search_never_trains_infeasible_candidates_and_is_reproducible() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (a, evaluated) = search(&tmp.path().join("a"), &cache, 11);
+
+    // The gate stopped some candidates, and none of them reached the trainer.
+    let infeasible: Vec<_> = a.trials.iter().filter(|t| t.status == TrialStatus::Infeasible).collect();
+    assert!(!infeasible.is_empty(), "the limits are tight enough that random proposals break them");
+    for t in &infeasible {
+        assert!(!evaluated.contains(&t.candidate), "infeasible {} was evaluated", t.candidate);
+        assert!(t.metrics.is_none() && t.eval_seconds == Some(0.0));
+    }
+    // Every evaluated candidate was feasible by the cost model's estimate.
+    for t in a.trials.iter().filter(|t| t.status == TrialStatus::Complete) {
+        let c = t.costs.as_ref().unwrap();
+        assert!(c["arena_bytes"].as_f64().unwrap() <= RAM as f64 && c["flash_bytes"].as_f64().unwrap() <= FLASH as f64);
+        let acc = t.metrics.as_ref().unwrap()["val_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+    }
+    assert_eq!(evaluated.len() as u64, a.progress.evaluated);
+    assert_eq!(a.progress.evaluated, 6);
+
+    // The Pareto set is feasible and non-dominated.
+    let p = &a.outputs.pareto;
+    assert!(!p.is_empty());
+    for x in p {
+        assert!(x.arena_bytes.unwrap() <= RAM as f64 && x.flash_bytes.unwrap() <= FLASH as f64);
+        for y in p {
+            let better_or_equal = y.val_accuracy >= x.val_accuracy
+                && y.arena_bytes <= x.arena_bytes
+                && y.flash_bytes <= x.flash_bytes
+                && y.latency_ms <= x.latency_ms;
+            let strictly = y.val_accuracy > x.val_accuracy
+                || y.arena_bytes < x.arena_bytes
+                || y.flash_bytes < x.flash_bytes
+                || y.latency_ms < x.latency_ms;
+            assert!(!(better_or_equal && strictly), "{} dominates {}", y.id, x.id);
+        }
+    }
+    // Outputs are written.
+    let dir = tmp.path().join("a");
+    for f in [
+        STUDY_FILE,
+        "trials.csv",
+        "pareto.csv",
+        "pareto.json",
+        "report.md",
+        "accuracy_vs_ram.png",
+        "best_over_time.svg",
+    ] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    assert!(dir.join("supernets").read_dir().unwrap().count() >= 1, "supernets are persisted");
+
+    // The same seed gives the same trials, metrics included.
+    let (b, _) = search(&tmp.path().join("b"), &cache, 11);
+    let key = |s: &danas_search::SearchSummary| -> Vec<_> {
+        s.trials.iter().map(|t| (t.id, t.genome.clone(), t.status, t.metrics.clone())).collect()
+    };
+    assert_eq!(key(&a), key(&b));
+}
