@@ -20,7 +20,8 @@ blueprint network above), or `kind` = `keras-mobilenetv2` (Keras' own
 `tf.keras.applications.MobileNetV2`, weights=None, with its explicit ZeroPadding
 layers; fields `res`, `alpha`, `classes`), or `kind` = `flatten-dynamic` (the
 blueprint network with an unknown batch size and an AveragePooling2D + Flatten head,
-which the converter turns into SHAPE / STRIDED_SLICE / PACK / RESHAPE ops).
+which the converter turns into SHAPE / STRIDED_SLICE / PACK / RESHAPE ops). With
+`"float": true` a model is converted without quantisation (float32).
 """
 import json
 import math
@@ -109,7 +110,9 @@ def build(res, color, alpha, depths, classes, seed, dynamic_flatten=False):
     return keras.Model(inp, x)
 
 
-def convert(model, res, ch, seed):
+def convert(model, res, ch, seed, float_model=False):
+    if float_model:
+        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
     rng = np.random.default_rng(seed + 1000)
 
     def rep():
@@ -144,7 +147,7 @@ def from_spec(out_dir, spec_path):
             model = build(m["res"], m["color"], m["alpha"], m["depths"], m["classes"], seed=100 + k,
                           dynamic_flatten=(kind == "flatten-dynamic"))
             ch = 3 if m["color"] == "rgb" else 1
-        data = convert(model, m["res"], ch, seed=100 + k)
+        data = convert(model, m["res"], ch, seed=100 + k, float_model=m.get("float", False))
         path = os.path.join(out_dir, m["name"] + ".tflite")
         with open(path, "wb") as f:
             f.write(data)

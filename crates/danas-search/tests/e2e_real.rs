@@ -42,7 +42,7 @@ impl Evaluator for Recording {
 const RAM: u64 = 20 * 1024;
 const FLASH: u64 = 150 * 1024;
 
-fn search(dir: &Path, cache: &Path, seed: u64) -> (danas_search::SearchSummary, Vec<Candidate>) {
+fn search(dir: &Path, cache: &Path, seed: u64, final_k: usize) -> (danas_search::SearchSummary, Vec<Candidate>) {
     let mut opts = danas_data::DataOptions::default();
     opts.cache_dir = cache.to_path_buf();
     opts.train_limit = Some(96);
@@ -67,6 +67,7 @@ fn search(dir: &Path, cache: &Path, seed: u64) -> (danas_search::SearchSummary, 
         .seed(seed)
         .out_dir(dir)
         .limits(ReportLimits { ram_bytes: Some(RAM as f64), flash_bytes: Some(FLASH as f64), latency_ms: None })
+        .final_top_k(final_k)
         .run()
         .unwrap();
     let evaluated = rec.evaluated.lock().unwrap().clone();
@@ -77,7 +78,7 @@ fn search(dir: &Path, cache: &Path, seed: u64) -> (danas_search::SearchSummary, 
 fn real_search_never_trains_infeasible_candidates_and_is_reproducible() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let (a, evaluated) = search(&tmp.path().join("a"), &cache, 11);
+    let (a, evaluated) = search(&tmp.path().join("a"), &cache, 11, 0);
 
     // The gate stopped some candidates, and none of them reached the trainer.
     let infeasible: Vec<_> = a.trials.iter().filter(|t| t.status == TrialStatus::Infeasible).collect();
@@ -129,9 +130,28 @@ fn real_search_never_trains_infeasible_candidates_and_is_reproducible() {
     assert!(dir.join("supernets").read_dir().unwrap().count() >= 1, "supernets are persisted");
 
     // The same seed gives the same trials, metrics included.
-    let (b, _) = search(&tmp.path().join("b"), &cache, 11);
+    let (b, _) = search(&tmp.path().join("b"), &cache, 11, 0);
     let key = |s: &danas_search::SearchSummary| -> Vec<_> {
         s.trials.iter().map(|t| (t.id, t.genome.clone(), t.status, t.metrics.clone())).collect()
     };
     assert_eq!(key(&a), key(&b));
+}
+
+#[test]
+fn final_stage_retrains_the_best_and_reports_test_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (s, _) = search(&dir, &tmp.path().join("cache"), 5, 2);
+    let finalised: Vec<_> =
+        s.trials.iter().filter(|t| t.metrics.as_ref().is_some_and(|m| m.get("test_accuracy").is_some())).collect();
+    assert_eq!(finalised.len(), 2, "the top 2 of the Pareto set");
+    for t in finalised {
+        let m = t.metrics.as_ref().unwrap();
+        assert!((0.0..=1.0).contains(&m["test_accuracy"].as_f64().unwrap()));
+        let ck = m["final_checkpoint"].as_str().unwrap();
+        assert!(dir.join(ck).is_file(), "{ck}");
+    }
+    let pareto: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pareto.json")).unwrap()).unwrap();
+    assert!(pareto.as_array().unwrap().iter().any(|p| p["test_accuracy"].is_number()), "{pareto}");
 }
