@@ -12,7 +12,8 @@ use danas_cost::{Limits, Profile};
 use danas_optim::{Metrics, RandomSearch};
 use danas_search::report::ReportLimits;
 use danas_search::{
-    Budget, CostModelGate, EvalError, Evaluator, Prepared, STUDY_FILE, Search, SupernetEvaluator, TrialStatus,
+    Budget, CostModelGate, EvalError, Evaluator, Finalized, Prepared, STUDY_FILE, Search, SupernetEvaluator,
+    TrialStatus,
 };
 use danas_space::{CandidateSpace, MbSpace, SearchSpace};
 use danas_train::{EvalConfig, Strategy, TrainConfig};
@@ -37,6 +38,9 @@ impl Evaluator for Recording {
         self.evaluated.lock().unwrap().push(c.clone());
         self.inner.evaluate(c, seed)
     }
+    fn finalize(&self, c: &Candidate, seed: u64, dir: &Path, name: &str) -> Result<Option<Finalized>, EvalError> {
+        self.inner.finalize(c, seed, dir, name)
+    }
 }
 
 const RAM: u64 = 20 * 1024;
@@ -57,7 +61,9 @@ fn search(dir: &Path, cache: &Path, seed: u64, final_k: usize) -> (danas_search:
     let gate = Arc::new(CostModelGate::new(Profile::default_mcu(), limits, Precision::Int8, classes));
     let train = TrainConfig { steps: 4, batch_size: 16, seed, ..TrainConfig::default() };
     let eval = EvalConfig { calib_batches: 1, calib_batch_size: 16, eval_batch_size: 48, ..EvalConfig::default() };
-    let inner = SupernetEvaluator::new(space.clone() as Arc<dyn CandidateSpace>, data, train, Strategy::Full, eval);
+    let final_train = TrainConfig { steps: 6, ..train.clone() };
+    let inner = SupernetEvaluator::new(space.clone() as Arc<dyn CandidateSpace>, data, train, Strategy::Full, eval)
+        .final_training(final_train, false);
     let rec = Arc::new(Recording { inner, evaluated: Mutex::new(Vec::new()) });
     // No oracle: random proposals, feasible or not.
     let opt = RandomSearch::new(space.clone() as Arc<dyn SearchSpace>, seed);
@@ -144,7 +150,9 @@ fn final_stage_retrains_the_best_and_reports_test_metrics() {
     let (s, _) = search(&dir, &tmp.path().join("cache"), 5, 2);
     let finalised: Vec<_> =
         s.trials.iter().filter(|t| t.metrics.as_ref().is_some_and(|m| m.get("test_accuracy").is_some())).collect();
-    assert_eq!(finalised.len(), 2, "the top 2 of the Pareto set");
+    let want = s.outputs.pareto.len().min(2);
+    assert!(want >= 1);
+    assert_eq!(finalised.len(), want, "the top 2 of the Pareto set");
     for t in finalised {
         let m = t.metrics.as_ref().unwrap();
         assert!((0.0..=1.0).contains(&m["test_accuracy"].as_f64().unwrap()));
