@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use danas_core::{Arch, Batch, BatchIter, BatchSource, Blueprint, Candidate, Split};
@@ -380,35 +380,62 @@ impl Trainer {
         let x = batch_tensor(bp, batch, Split::Train, &self.device)?;
         let classes = bp.head.classes as usize;
         let targets = one_hot(&batch.labels, classes, &self.device);
-        let t = self.params.view();
-        let (logits, stats) = forward(bp, &t, x.clone(), BnMode::Batch);
-        let mut loss = soft_cross_entropy(logits.clone(), targets);
-        if let Some(s) = self.sampler.as_mut() {
-            let teacher = softmax(logits.detach(), 1);
-            let mut subs = vec![s.smallest()];
-            for _ in 0..s.random {
-                subs.push(s.sample());
+        // Each network of the step is forwarded and back-propagated on its own and the
+        // gradients summed, so only one autodiff graph is alive at a time (summing the
+        // losses first would hold the graphs of every sandwich sub-network at once).
+        let mut acc: GradientsAccumulator<NetParams> = GradientsAccumulator::new();
+        let (loss, stats, teacher) = {
+            let t = self.params.view();
+            let (logits, stats) = forward(bp, &t, x.clone(), BnMode::Batch);
+            let teacher = self.sampler.is_some().then(|| softmax(logits.clone().detach(), 1));
+            // Detached now: batch statistics that still point into the graph would keep
+            // its activations alive after the backward pass.
+            let stats: Vec<_> = stats.into_iter().map(|(m, v)| (m.detach(), v.detach())).collect();
+            (soft_cross_entropy(logits, targets), stats, teacher)
+        };
+        let mut lv = self.backward_into(loss, &mut acc)?;
+        let subs = match self.sampler.as_mut() {
+            Some(s) => {
+                let mut subs = vec![s.smallest()];
+                for _ in 0..s.random {
+                    subs.push(s.sample());
+                }
+                subs
             }
+            None => Vec::new(),
+        };
+        if let Some(teacher) = teacher {
             let name = self.candidate.to_string();
             for sub in subs {
                 let sbp = sub.blueprint(bp.head.classes)?;
-                let st = slice_view(bp, &t, &sbp, &name)?;
-                let (l, _) = forward(&sbp, &st, x.clone(), BnMode::Batch);
-                loss = loss + soft_cross_entropy(l, teacher.clone());
+                let l = {
+                    let t = self.params.view();
+                    let st = slice_view(bp, &t, &sbp, &name)?;
+                    let (l, _) = forward(&sbp, &st, x.clone(), BnMode::Batch);
+                    soft_cross_entropy(l, teacher.clone())
+                };
+                lv += self.backward_into(l, &mut acc)?;
             }
         }
-        let lv = to_vec(loss.clone())?.first().copied().unwrap_or(f32::NAN);
-        if !lv.is_finite() {
-            return Err(TrainError::Diverged { step: self.step, loss: lv });
-        }
         let lr = self.cfg.lr_at(self.step);
-        let grads = GradientsParams::from_grads(loss.backward(), &self.params);
+        let grads = acc.grads();
         let params = std::mem::replace(&mut self.params, placeholder(&self.device));
         let params = self.optim.step(lr, params, grads);
         // Early steps average all batches seen so far (no bias towards the initial 0/1 statistics).
         let momentum = self.cfg.bn_momentum.max(1.0 / (self.step + 1) as f64);
         self.params = params.update_stats(stats, momentum);
         self.step += 1;
+        Ok(lv)
+    }
+
+    /// Back-propagates one loss and adds its gradients to `acc`; returns the loss.
+    /// A NaN or infinite loss is [`TrainError::Diverged`] before anything is changed.
+    fn backward_into(&self, loss: Tensor<1>, acc: &mut GradientsAccumulator<NetParams>) -> Result<f32, TrainError> {
+        let lv = to_vec(loss.clone())?.first().copied().unwrap_or(f32::NAN);
+        if !lv.is_finite() {
+            return Err(TrainError::Diverged { step: self.step, loss: lv });
+        }
+        acc.accumulate(&self.params, GradientsParams::from_grads(loss.backward(), &self.params));
         Ok(lv)
     }
 
