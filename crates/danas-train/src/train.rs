@@ -277,6 +277,14 @@ impl SubnetSampler {
         let a = self.alphas.iter().copied().fold(f64::INFINITY, f64::min);
         self.arch(a, self.min_depths.to_vec())
     }
+    /// The sub-networks of one sandwich step: the smallest, then `random` samples.
+    fn step_subnets(&mut self) -> Vec<Candidate> {
+        let mut subs = vec![self.smallest()];
+        for _ in 0..self.random {
+            subs.push(self.sample());
+        }
+        subs
+    }
     fn sample(&mut self) -> Candidate {
         let a = self.alphas[self.rng.random_range(0..self.alphas.len())];
         let d = (0..5)
@@ -384,27 +392,16 @@ impl Trainer {
         // gradients summed, so only one autodiff graph is alive at a time (summing the
         // losses first would hold the graphs of every sandwich sub-network at once).
         let mut acc: GradientsAccumulator<NetParams> = GradientsAccumulator::new();
-        let (loss, stats, teacher) = {
+        let subs = self.sampler.as_mut().map(SubnetSampler::step_subnets).unwrap_or_default();
+        let (loss, stats, detached) = {
             let t = self.params.view();
             let (logits, stats) = forward(bp, &t, x.clone(), BnMode::Batch);
-            let teacher = self.sampler.is_some().then(|| softmax(logits.clone().detach(), 1));
-            // Detached now: batch statistics that still point into the graph would keep
-            // its activations alive after the backward pass.
-            let stats: Vec<_> = stats.into_iter().map(|(m, v)| (m.detach(), v.detach())).collect();
-            (soft_cross_entropy(logits, targets), stats, teacher)
+            let detached = logits.clone().detach();
+            (soft_cross_entropy(logits, targets), stats, detached)
         };
         let mut lv = self.backward_into(loss, &mut acc)?;
-        let subs = match self.sampler.as_mut() {
-            Some(s) => {
-                let mut subs = vec![s.smallest()];
-                for _ in 0..s.random {
-                    subs.push(s.sample());
-                }
-                subs
-            }
-            None => Vec::new(),
-        };
-        if let Some(teacher) = teacher {
+        if !subs.is_empty() {
+            let teacher = softmax(detached, 1);
             let name = self.candidate.to_string();
             for sub in subs {
                 let sbp = sub.blueprint(bp.head.classes)?;
