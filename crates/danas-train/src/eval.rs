@@ -7,7 +7,7 @@ use danas_core::{BatchSource, Candidate, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::net::{BatchStats, BnMode, Network, batch_tensor, device, forward, to_vec};
+use crate::net::{BatchStats, BnMode, Network, batch_input, device, forward_input, to_vec};
 use crate::supernet::Supernet;
 use crate::train::{Feeder, StepInfo, TrainConfig, TrainReport, train_network};
 
@@ -100,8 +100,8 @@ pub fn evaluate(
     let device = device();
     for batch in source.batches(split, net.blueprint().data, batch_size, false, 0) {
         let batch = batch.map_err(|source| TrainError::Source { split, source })?;
-        let x = batch_tensor(net.blueprint(), &batch, split, &device)?;
-        let logits = to_vec(net.forward(x))?;
+        let x = batch_input(net.blueprint(), &batch, split, &device)?;
+        let logits = to_vec(net.forward_input(x))?;
         for (i, row) in logits.chunks(k).enumerate() {
             let label = batch.labels[i] as usize;
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -142,8 +142,8 @@ pub fn recalibrate_bn(
     let mut sums: Option<Vec<BatchStats>> = None;
     for _ in 0..batches {
         let batch = feeder.next_batch()?;
-        let x = batch_tensor(net.blueprint(), &batch, Split::Train, &device)?;
-        let (_, stats) = forward(net.blueprint(), &t, x, BnMode::Batch);
+        let x = batch_input(net.blueprint(), &batch, Split::Train, &device)?;
+        let (_, stats) = forward_input(net.blueprint(), &t, x, BnMode::Batch);
         sums = Some(match sums {
             None => stats,
             Some(s) => s.into_iter().zip(stats).map(|((am, av), (bm, bv))| (am + bm, av + bv)).collect(),

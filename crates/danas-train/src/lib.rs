@@ -33,6 +33,7 @@
 //! ```
 
 mod checkpoint;
+mod cpu;
 mod error;
 mod eval;
 mod net;

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use danas_core::{Batch, Blueprint, Candidate, ConvLayer, same_padding};
 
 use crate::TrainError;
+use crate::cpu::{Act, is_fused_device};
 use crate::weights::{ConvWeights, NetWeights, conv_shape};
 
 /// BatchNorm epsilon (Keras uses 1e-3; PyTorch 1e-5). Folding uses the same value.
@@ -232,14 +233,8 @@ impl NetParams {
     }
 }
 
-/// Applies one conv + BatchNorm (+ ReLU6 when the layer asks for it) with TF SAME padding.
-pub(crate) fn conv_bn(
-    x: Tensor<4>,
-    layer: &ConvLayer,
-    t: &ConvT,
-    mode: BnMode,
-    stats: &mut Vec<BatchStats>,
-) -> Tensor<4> {
+/// One convolution (no bias) with TF SAME padding on an NCHW tensor.
+pub(crate) fn conv(x: Tensor<4>, layer: &ConvLayer, weight: &Tensor<4>) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
     let k = layer.kernel;
     let s = layer.stride;
@@ -253,14 +248,25 @@ pub(crate) fn conv_bn(
     );
     // 1×1, stride-1 convolutions (expand, project, last conv) are one batched matrix
     // product on NCHW data: cheaper than the conv path, forward and backward.
-    let y = if k == 1 && s == 1 && layer.groups == 1 {
+    if k == 1 && s == 1 && layer.groups == 1 {
         let [n, c, h, w] = x.dims();
-        let o = t.weight.dims()[0];
-        let wm = t.weight.clone().reshape([1, o, c]);
+        let o = weight.dims()[0];
+        let wm = weight.clone().reshape([1, o, c]);
         wm.matmul(x.reshape([n, c, h * w])).reshape([n, o, h, w])
     } else {
-        conv2d(x, t.weight.clone(), None, opts)
-    };
+        conv2d(x, weight.clone(), None, opts)
+    }
+}
+
+/// Applies one conv + BatchNorm (+ ReLU6 when the layer asks for it) with TF SAME padding.
+pub(crate) fn conv_bn(
+    x: Tensor<4>,
+    layer: &ConvLayer,
+    t: &ConvT,
+    mode: BnMode,
+    stats: &mut Vec<BatchStats>,
+) -> Tensor<4> {
+    let y = conv(x, layer, &t.weight);
     let y = match mode {
         BnMode::Running => batch_norm(y, t.gamma.clone(), t.beta.clone(), t.mean.clone(), t.var.clone(), BN_EPSILON),
         BnMode::Batch => {
@@ -282,7 +288,11 @@ pub(crate) fn relu6_fast(y: Tensor<4>) -> Tensor<4> {
 /// Global average pooling + classifier.
 pub(crate) fn head(x: Tensor<4>, fc_weight: Tensor<2>, fc_bias: Tensor<1>) -> Tensor<2> {
     let [n, c, h, w] = x.dims();
-    let pooled = x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]);
+    classifier(x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]), fc_weight, fc_bias)
+}
+
+/// The classifier on pooled features `[n, features]`.
+pub(crate) fn classifier(pooled: Tensor<2>, fc_weight: Tensor<2>, fc_bias: Tensor<1>) -> Tensor<2> {
     let classes = fc_bias.dims()[0];
     pooled.matmul(fc_weight) + fc_bias.reshape([1, classes])
 }
@@ -313,13 +323,8 @@ pub(crate) fn forward(bp: &Blueprint, t: &NetT, x: Tensor<4>, mode: BnMode) -> (
     (head(x, t.fc_weight.clone(), t.fc_bias.clone()), stats)
 }
 
-/// Checks a batch against a blueprint's input and returns it as an NCHW tensor.
-pub(crate) fn batch_tensor(
-    bp: &Blueprint,
-    batch: &Batch,
-    split: danas_core::Split,
-    device: &Device,
-) -> Result<Tensor<4>, TrainError> {
+/// Checks a batch against a blueprint's input.
+fn check_batch(bp: &Blueprint, batch: &Batch, split: danas_core::Split) -> Result<(), TrainError> {
     let (h, w, c) = bp.data.input_hwc();
     let bad = |field: &str, value: usize, expected: String| TrainError::BadBatch {
         split,
@@ -346,7 +351,51 @@ pub(crate) fn batch_tensor(
             });
         }
     }
+    Ok(())
+}
+
+/// Checks a batch against a blueprint's input and returns it as an NCHW tensor.
+pub(crate) fn batch_tensor(
+    bp: &Blueprint,
+    batch: &Batch,
+    split: danas_core::Split,
+    device: &Device,
+) -> Result<Tensor<4>, TrainError> {
+    check_batch(bp, batch, split)?;
     Ok(Tensor::from_data(TensorData::new(batch.images.clone(), [batch.n, batch.c, batch.h, batch.w]), device))
+}
+
+/// A network input in the layout the device's path wants: NHWC for the fused
+/// CPU path, NCHW for the composite (GPU) path.
+#[derive(Clone, Debug)]
+pub(crate) enum NetInput {
+    /// NCHW, for [`forward`].
+    Nchw(Tensor<4>),
+    /// NHWC rows, for [`crate::cpu::forward`].
+    Nhwc(Act),
+}
+
+/// Checks a batch against a blueprint's input and lays it out for `device`.
+pub(crate) fn batch_input(
+    bp: &Blueprint,
+    batch: &Batch,
+    split: danas_core::Split,
+    device: &Device,
+) -> Result<NetInput, TrainError> {
+    if is_fused_device(device) {
+        check_batch(bp, batch, split)?;
+        Ok(NetInput::Nhwc(Act::from_nchw(&batch.images, batch.n, batch.c, batch.h, batch.w, device)))
+    } else {
+        batch_tensor(bp, batch, split, device).map(NetInput::Nchw)
+    }
+}
+
+/// The forward pass on an input of either layout (see [`forward`]).
+pub(crate) fn forward_input(bp: &Blueprint, t: &NetT, x: NetInput, mode: BnMode) -> (Tensor<2>, Vec<BatchStats>) {
+    match x {
+        NetInput::Nchw(x) => forward(bp, t, x, mode),
+        NetInput::Nhwc(x) => crate::cpu::forward(bp, t, x, mode),
+    }
 }
 
 /// A MobileNetV2-family network built from a candidate's [`Blueprint`], with
@@ -433,13 +482,19 @@ impl Network {
     /// # Errors
     /// [`TrainError::BadBatch`] when the batch does not match the network's input or classes.
     pub fn logits(&self, batch: &Batch) -> Result<Vec<f32>, TrainError> {
-        let x = batch_tensor(&self.blueprint, batch, danas_core::Split::Validation, &device())?;
-        to_vec(self.forward(x))
+        let x = batch_input(&self.blueprint, batch, danas_core::Split::Validation, &device())?;
+        to_vec(self.forward_input(x))
     }
 
     /// Inference forward pass on an NCHW tensor (running BatchNorm statistics).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        forward(&self.blueprint, &self.params.view(), x, BnMode::Running).0
+        let x = if is_fused_device(&x.device()) { NetInput::Nhwc(Act::from_tensor(x)) } else { NetInput::Nchw(x) };
+        self.forward_input(x)
+    }
+
+    /// Inference forward pass on a prepared input.
+    pub(crate) fn forward_input(&self, x: NetInput) -> Tensor<2> {
+        forward_input(&self.blueprint, &self.params.view(), x, BnMode::Running).0
     }
 
     /// BatchNorm folded into the convolutions: per conv, `(weight, bias)` with

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::net::{BnMode, NetParams, Network, batch_tensor, device, forward, to_vec};
+use crate::net::{BnMode, NetParams, Network, batch_input, device, forward_input, to_vec};
 use crate::supernet::{Supernet, slice_view};
 
 /// The optimiser.
@@ -385,7 +385,7 @@ impl Trainer {
     /// are then left as they were before the step).
     pub fn step(&mut self, batch: &Batch) -> Result<f32, TrainError> {
         let bp = &self.blueprint;
-        let x = batch_tensor(bp, batch, Split::Train, &self.device)?;
+        let x = batch_input(bp, batch, Split::Train, &self.device)?;
         let classes = bp.head.classes as usize;
         let targets = one_hot(&batch.labels, classes, &self.device);
         // Each network of the step is forwarded and back-propagated on its own and the
@@ -395,7 +395,7 @@ impl Trainer {
         let subs = self.sampler.as_mut().map(SubnetSampler::step_subnets).unwrap_or_default();
         let (loss, stats, detached) = {
             let t = self.params.view();
-            let (logits, stats) = forward(bp, &t, x.clone(), BnMode::Batch);
+            let (logits, stats) = forward_input(bp, &t, x.clone(), BnMode::Batch);
             let detached = logits.clone().detach();
             (soft_cross_entropy(logits, targets), stats, detached)
         };
@@ -408,7 +408,7 @@ impl Trainer {
                 let l = {
                     let t = self.params.view();
                     let st = slice_view(bp, &t, &sbp, &name)?;
-                    let (l, _) = forward(&sbp, &st, x.clone(), BnMode::Batch);
+                    let (l, _) = forward_input(&sbp, &st, x.clone(), BnMode::Batch);
                     soft_cross_entropy(l, teacher.clone())
                 };
                 lv += self.backward_into(l, &mut acc)?;
