@@ -295,6 +295,7 @@ fn print_summary(s: &SearchSummary, json: bool) -> anyhow::Result<()> {
             "evaluated": s.progress.evaluated,
             "infeasible": s.progress.infeasible,
             "failed": s.progress.failed,
+            "repeats": s.progress.repeats,
             "elapsed_seconds": s.progress.elapsed.as_secs_f64(),
             "best_feasible": s.progress.best_feasible,
             "pareto": value,
@@ -303,10 +304,12 @@ fn print_summary(s: &SearchSummary, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "\n{} candidates evaluated, {} rejected by the cost gate before training, {} failed, in {:.1} min.",
+        "\n{} candidates evaluated, {} rejected by the cost gate before training, {} failed, {} repeats answered \
+         from earlier results, in {:.1} min.",
         s.progress.evaluated,
         s.progress.infeasible,
         s.progress.failed,
+        s.progress.repeats,
         s.progress.elapsed.as_secs_f64() / 60.0
     );
     print_pareto(&s.outputs.pareto);

@@ -24,6 +24,11 @@ pub enum TrialStatus {
     Infeasible,
     /// Training or evaluation failed (e.g. divergence).
     Failed,
+    /// The optimiser proposed a candidate this study had already evaluated: the
+    /// earlier result (named in the message) is reused and told again, and nothing
+    /// is trained. Not counted against `max_trials`, not a separate point of the
+    /// Pareto set.
+    Repeat,
 }
 
 impl TrialStatus {
@@ -33,6 +38,7 @@ impl TrialStatus {
             TrialStatus::Complete => "complete",
             TrialStatus::Infeasible => "infeasible",
             TrialStatus::Failed => "failed",
+            TrialStatus::Repeat => "repeat",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -41,6 +47,7 @@ impl TrialStatus {
             "complete" => TrialStatus::Complete,
             "infeasible" => TrialStatus::Infeasible,
             "failed" => TrialStatus::Failed,
+            "repeat" => TrialStatus::Repeat,
             _ => return None,
         })
     }

@@ -403,11 +403,13 @@ fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &ReportLimits) -> Strin
     let count = |st: TrialStatus| rows.iter().filter(|r| r.status == st).count();
     let _ = writeln!(
         s,
-        "{} trials: {} evaluated, {} rejected by the cost gate before training, {} failed, {} interrupted.\n",
+        "{} trials: {} evaluated, {} rejected by the cost gate before training, {} failed, {} repeats of \
+         candidates already evaluated (answered from the journal, not retrained), {} interrupted.\n",
         rows.len(),
         count(TrialStatus::Complete),
         count(TrialStatus::Infeasible),
         count(TrialStatus::Failed),
+        count(TrialStatus::Repeat),
         count(TrialStatus::Running)
     );
     let lim = |v: Option<f64>, unit: &str, scale: f64| {

@@ -149,6 +149,8 @@ pub struct Progress {
     pub infeasible: u64,
     /// Trials that failed.
     pub failed: u64,
+    /// Proposals of candidates already evaluated, answered from the journal (free).
+    pub repeats: u64,
     /// Best validation accuracy of an evaluated (hence feasible) trial.
     pub best_feasible: Option<f64>,
     /// Wall-clock time spent, over all sessions of the study.
@@ -230,6 +232,15 @@ pub struct SearchSummary {
 /// Safety net: at most this many cost-gate rejections per allowed evaluation
 /// before the loop gives up on an optimiser that keeps proposing infeasible candidates.
 const MAX_INFEASIBLE_PER_EVAL: u64 = 50;
+
+/// The loop stops when the optimiser proposes this many candidates in a row that
+/// were all evaluated before: the space (or the optimiser) is exhausted.
+const MAX_REPEATS_IN_A_ROW: u64 = 500;
+
+/// The key under which a candidate's result is remembered: its exact description.
+fn candidate_key(c: &Candidate) -> String {
+    serde_json::to_string(c).unwrap_or_else(|_| c.to_string())
+}
 
 /// A search, configured with a builder and run with [`Search::run`] or [`Search::resume`].
 pub struct Search {
@@ -427,10 +438,27 @@ impl Search {
             journal.event("start", &format!("space {}, optimizer {}", self.space.name(), self.optimizer.name()))?;
         }
 
+        // Results of evaluated candidates by candidate, for answering repeats: the
+        // first completed trial of each candidate, with the outcome it was told.
+        let mut told: BTreeMap<u64, Outcome> = BTreeMap::new();
+        if resumed {
+            for v in journal.optimizer_events()? {
+                if let Ok(Event::Tell { id, outcome }) = serde_json::from_value::<Event>(v) {
+                    told.insert(id.0, outcome);
+                }
+            }
+        }
+        let mut memo: BTreeMap<String, (u64, Outcome)> = BTreeMap::new();
         let mut progress = Progress { budget: self.budget, ..Progress::default() };
         for t in journal.trials()? {
             tally(&mut progress, &t, &self.accuracy);
+            if t.status == TrialStatus::Complete
+                && let Some(o) = told.remove(&t.id)
+            {
+                memo.entry(candidate_key(&t.candidate)).or_insert((t.id, o));
+            }
         }
+        let mut repeats_in_a_row = 0u64;
         progress.elapsed = elapsed();
         let mut stop = self.emit(&SearchEvent::Started { resumed, progress: &progress }) == Control::Stop;
         let mut ready: BTreeSet<DataConfig> = BTreeSet::new();
@@ -442,6 +470,16 @@ impl Search {
         while !stop && !self.budget.exhausted(progress.evaluated, elapsed()) {
             if infeasible_cap.is_some_and(|cap| progress.infeasible >= cap) {
                 journal.event("stop", "the optimiser keeps proposing infeasible candidates")?;
+                break;
+            }
+            if repeats_in_a_row >= MAX_REPEATS_IN_A_ROW {
+                journal.event(
+                    "stop",
+                    &format!(
+                        "the optimiser proposed {repeats_in_a_row} candidates in a row that were already evaluated \
+                         (the space looks exhausted)"
+                    ),
+                )?;
                 break;
             }
             let batch: Vec<Proposal> = if queue.is_empty() {
@@ -456,8 +494,11 @@ impl Search {
                 queue.drain(..k).collect()
             };
 
-            // Decode and gate on cost: infeasible candidates cost no training.
+            // Decode; answer repeats from the journal; gate on cost: infeasible
+            // candidates cost no training.
             let mut to_eval: Vec<(TrialId, Candidate, Assessment, u64)> = Vec::new();
+            // Repeats of a candidate evaluated in this same batch, answered after it.
+            let mut deferred: Vec<(TrialId, String, TrialId)> = Vec::new();
             for p in batch {
                 let cand = self
                     .space
@@ -465,6 +506,18 @@ impl Search {
                     .map_err(|e| SearchError::Optimizer(format!("optimizer proposed an invalid genome: {e}")))?;
                 let seed = Self::trial_seed(self.seed, p.id.0);
                 journal.begin_trial(p.id.0, &p.genome.0, &cand, seed)?;
+                let key = candidate_key(&cand);
+                if let Some((orig, outcome)) = memo.get(&key).cloned() {
+                    repeats_in_a_row += 1;
+                    if self.repeat(&mut journal, &mut progress, p.id, orig, outcome, &elapsed)? == Control::Stop {
+                        stop = true;
+                    }
+                    continue;
+                }
+                if let Some((first, ..)) = to_eval.iter().find(|t| candidate_key(&t.1) == key) {
+                    deferred.push((p.id, key, *first));
+                    continue;
+                }
                 match self.cost.assess(&cand) {
                     Err(msg) => {
                         let end = TrialEnd {
@@ -501,6 +554,7 @@ impl Search {
                             eval_seconds: Some(0.0),
                         };
                         let outcome = Outcome::Infeasible(a.violations);
+                        repeats_in_a_row = 0;
                         if self.finish(&mut journal, &mut progress, p.id, &end, outcome, &elapsed)? == Control::Stop {
                             stop = true;
                         }
@@ -575,6 +629,7 @@ impl Search {
             }
 
             // Evaluate in parallel. A panicking evaluation fails its trial, not the search.
+            let keys: BTreeMap<TrialId, String> = to_eval.iter().map(|t| (t.0, candidate_key(&t.1))).collect();
             let evaluator = Arc::clone(&self.evaluator);
             let results: Vec<Evaluated> = std::thread::scope(|s| {
                 let handles: Vec<_> = to_eval
@@ -613,6 +668,7 @@ impl Search {
                     .collect()
             });
             for (id, a, r, secs) in results {
+                repeats_in_a_row = 0;
                 match r {
                     Ok(m) => {
                         let mut all = a.metrics.clone();
@@ -620,6 +676,9 @@ impl Search {
                             all.insert(k.clone(), *v);
                         }
                         add_optimizer_aliases(&mut all);
+                        if let Some(key) = keys.get(&id) {
+                            memo.entry(key.clone()).or_insert((id.0, Outcome::Complete(all.clone())));
+                        }
                         let metrics_json = serde_json::to_value(&m.0).unwrap_or(Value::Null);
                         let end = TrialEnd {
                             status: TrialStatus::Complete,
@@ -648,6 +707,26 @@ impl Search {
                             stop = true;
                         }
                     }
+                }
+            }
+            for (id, key, first) in deferred {
+                let control = match memo.get(&key).cloned() {
+                    Some((orig, outcome)) => self.repeat(&mut journal, &mut progress, id, orig, outcome, &elapsed)?,
+                    None => {
+                        // Its twin in this batch failed: so does the repeat, without a second try.
+                        let msg = format!("repeat of trial {}, which failed", first.0);
+                        let end = TrialEnd {
+                            status: TrialStatus::Failed,
+                            costs: None,
+                            metrics: None,
+                            message: Some(&msg),
+                            eval_seconds: Some(0.0),
+                        };
+                        self.finish(&mut journal, &mut progress, id, &end, Outcome::Failed(msg.clone()), &elapsed)?
+                    }
+                };
+                if control == Control::Stop {
+                    stop = true;
                 }
             }
         }
@@ -684,6 +763,32 @@ impl Search {
         tally(progress, &record, &self.accuracy);
         progress.elapsed = elapsed();
         Ok(self.emit(&SearchEvent::Trial { record: &record, progress }))
+    }
+}
+
+impl Search {
+    /// Ends trial `id`, a repeat of the evaluated trial `orig`: journals the earlier
+    /// costs and metrics under status [`TrialStatus::Repeat`] and tells the optimiser
+    /// the earlier outcome again. Nothing is trained.
+    fn repeat(
+        &mut self,
+        journal: &mut Journal,
+        progress: &mut Progress,
+        id: TrialId,
+        orig: u64,
+        outcome: Outcome,
+        elapsed: &dyn Fn() -> Duration,
+    ) -> Result<Control, SearchError> {
+        let rec = journal.trial(orig)?.ok_or(SearchError::UnknownTrial(orig))?;
+        let msg = format!("repeat of trial {orig}: its result is reused");
+        let end = TrialEnd {
+            status: TrialStatus::Repeat,
+            costs: rec.costs.as_ref(),
+            metrics: rec.metrics.as_ref(),
+            message: Some(&msg),
+            eval_seconds: Some(0.0),
+        };
+        self.finish(journal, progress, id, &end, outcome, elapsed)
     }
 }
 
@@ -759,6 +864,7 @@ fn tally(progress: &mut Progress, t: &TrialRecord, accuracy: &str) {
             progress.failed += 1;
         }
         TrialStatus::Infeasible => progress.infeasible += 1,
+        TrialStatus::Repeat => progress.repeats += 1,
         TrialStatus::Running => {}
     }
 }

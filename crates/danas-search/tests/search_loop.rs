@@ -202,3 +202,82 @@ fn resume_of_a_non_study_is_an_error() {
     let e = search(dir.path(), Arc::new(Synthetic::new()), 0, 3, "random").resume().unwrap_err();
     assert!(matches!(e, SearchError::NotAStudy { .. }), "{e}");
 }
+
+/// Evolution on the 198-candidate demo space re-proposes candidates it has seen:
+/// each is trained once, and every repeat reuses the first result.
+#[test]
+fn repeated_candidates_are_answered_not_retrained() {
+    let dir = tempfile::tempdir().unwrap();
+    let eval = Arc::new(Synthetic::new());
+    let s = search(dir.path(), eval.clone(), 2, 80, "aging-evolution").run().unwrap();
+    let seen = eval.seen.lock().unwrap().clone();
+    let mut distinct: Vec<String> = seen.iter().map(ToString::to_string).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), seen.len(), "a candidate was trained twice");
+    assert_eq!(s.progress.evaluated, 80, "repeats do not count against max_trials");
+    let repeats: Vec<_> = s.trials.iter().filter(|t| t.status == TrialStatus::Repeat).collect();
+    assert!(!repeats.is_empty(), "evolution on a small space repeats itself");
+    assert_eq!(repeats.len() as u64, s.progress.repeats);
+    for r in repeats {
+        assert_eq!(r.eval_seconds, Some(0.0));
+        let msg = r.message.as_deref().unwrap();
+        let orig: u64 = msg.trim_start_matches("repeat of trial ").split(':').next().unwrap().parse().unwrap();
+        let o = s.trials.iter().find(|t| t.id == orig).unwrap();
+        assert!(o.id < r.id && o.status == TrialStatus::Complete && o.candidate == r.candidate);
+        assert_eq!(o.metrics, r.metrics);
+    }
+    // The Pareto set lists each candidate once.
+    let mut keys: Vec<String> = s.outputs.pareto.iter().map(|p| format!("{} {}", p.data_key(), p.arch)).collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+}
+
+/// With more trials allowed than the space has candidates, the search stops once
+/// the optimiser only proposes candidates it has already seen.
+#[test]
+fn an_exhausted_space_ends_the_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        "name = \"tiny\"\nresolutions = [16]\ncolors = [\"rgb\"]\nalphas = [0.25, 0.5]\nmax_depths = [1, 0, 0, 0, 0]\n";
+    let space: Arc<MbSpace> = Arc::new(MbSpace::from_toml_str(text, Path::new("tiny.toml")).unwrap());
+    let size = danas_space::SearchSpace::enumerate(space.as_ref(), 1000).unwrap().len();
+    let opt = danas_optim::by_name("random", space.clone(), 0, None).unwrap();
+    let eval = Arc::new(Synthetic::new());
+    let s = Search::new(space, opt, Arc::new(Gate { ram: 1e12, flash: 1e12 }), eval.clone())
+        .budget(Budget { wall: None, max_trials: Some(1000) })
+        .out_dir(dir.path())
+        .run()
+        .unwrap();
+    assert_eq!(s.progress.evaluated as usize, size, "every candidate once");
+    assert_eq!(eval.seen.lock().unwrap().len(), size);
+    assert!(s.progress.repeats >= 500);
+    let journal = danas_search::Journal::open(&dir.path().join(STUDY_FILE)).unwrap();
+    let events = journal.events().unwrap();
+    assert!(events.iter().any(|(_, kind, msg)| kind == "stop" && msg.contains("already evaluated")), "{events:?}");
+}
+
+/// A resumed study still knows which candidates it has evaluated: over both
+/// sessions every candidate of a small space is trained exactly once.
+#[test]
+fn resume_keeps_answering_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name = \"small\"\nresolutions = [16, 24]\ncolors = [\"rgb\"]\nalphas = [0.25, 0.5, 0.75]\nmax_depths = [1, 0, 0, 0, 0]\n";
+    let space: Arc<MbSpace> = Arc::new(MbSpace::from_toml_str(text, Path::new("small.toml")).unwrap());
+    let size = danas_space::SearchSpace::enumerate(space.as_ref(), 1000).unwrap().len();
+    let make = |eval: Arc<Synthetic>| {
+        let opt = danas_optim::by_name("random", space.clone(), 5, None).unwrap();
+        Search::new(space.clone(), opt, Arc::new(Gate { ram: 1e12, flash: 1e12 }), eval)
+            .budget(Budget { wall: None, max_trials: Some(1000) })
+            .parallel(1)
+            .out_dir(dir.path())
+    };
+    let first = make(Arc::new(Synthetic::new())).observer(Box::new(StopAfter(size as u64 / 2))).run().unwrap();
+    assert!(first.progress.evaluated < size as u64);
+    let eval = Arc::new(Synthetic::new());
+    let resumed = make(eval.clone()).resume().unwrap();
+    assert_eq!(resumed.progress.evaluated as usize, size);
+    assert_eq!(eval.seen.lock().unwrap().len() as u64, size as u64 - first.progress.evaluated);
+}
