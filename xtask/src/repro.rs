@@ -1141,7 +1141,7 @@ impl Optimizers {
                 rej.push(trials.iter().filter(|t| t.status == "infeasible").count() as f64);
                 let mut b = f64::NAN;
                 let mut curve = Vec::new();
-                for t in trials.iter().filter(|t| t.status != "infeasible") {
+                for t in trials.iter().filter(|t| t.status != "infeasible" && t.status != "repeat") {
                     if t.status == "complete"
                         && let Some(a) = t.val_accuracy
                     {
