@@ -279,3 +279,35 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod thread_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use crate::{Network, TrainConfig, Trainer};
+    use danas_core::{Arch, Batch, Candidate, Color, DataConfig};
+
+    /// Weights after a few steps inside a rayon pool of `threads` threads.
+    fn train_in_pool(threads: usize) -> Vec<f32> {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let cand = Candidate::new(DataConfig::new(40, Color::Rgb), Arch::mobilenet_v2(0.5, [2, 1, 1, 0, 0]));
+            let net = Network::new(&cand, 2, 3).unwrap();
+            let cfg = TrainConfig { steps: 100, batch_size: 16, lr: 3e-3, ..TrainConfig::default() };
+            let mut t = Trainer::new(&net, &cfg).unwrap();
+            let (n, res) = (16, 40);
+            let images = (0..n * 3 * res * res).map(|i| ((i * 7919 % 2003) as f32 / 1001.5) - 1.0).collect();
+            let b = Batch { images, labels: (0..n as u32).map(|i| i % 2).collect(), n, c: 3, h: res, w: res };
+            for _ in 0..3 {
+                t.step(&b).unwrap();
+            }
+            let w = t.into_network().unwrap().weights().unwrap();
+            w.convs.iter().flat_map(|c| c.weight.iter().chain(&c.mean).chain(&c.var).copied()).collect()
+        })
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_number_of_threads() {
+        let one = train_in_pool(1);
+        assert_eq!(one, train_in_pool(3), "bitwise equal weights with 1 and 3 threads");
+    }
+}
