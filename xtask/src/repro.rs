@@ -504,12 +504,20 @@ impl DataVsHw {
         Ok(())
     }
 
+    /// Data configurations of the space: a preset's, or a TOML space's
+    /// resolutions × colours (paths are relative to the repository root).
     fn search_space_data_configs(&self) -> usize {
         match self.space.as_str() {
             "paper" => 14,
             "extended" => 20,
             "demo" => 6,
-            _ => 0,
+            path => {
+                let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
+                let text = std::fs::read_to_string(root_path(root, path)).unwrap_or_default();
+                let value: toml::Value = toml::from_str(&text).unwrap_or(toml::Value::Table(Default::default()));
+                let len = |k: &str| value.get(k).and_then(toml::Value::as_array).map_or(0, Vec::len);
+                len("resolutions") * len("colors")
+            }
         }
     }
 
