@@ -404,6 +404,8 @@ impl Search {
 
         // Rebuild the optimiser by replay; asked-but-untold trials are re-queued.
         let mut queue: Vec<Proposal> = Vec::new();
+        // The outcome told for each trial, for answering repeats (below).
+        let mut outcomes: BTreeMap<u64, Outcome> = BTreeMap::new();
         if resumed {
             let events: Vec<Event> = journal
                 .optimizer_events()?
@@ -422,8 +424,9 @@ impl Search {
             for e in &events {
                 match e {
                     Event::Ask { proposals, .. } => asked.extend(proposals.iter().cloned()),
-                    Event::Tell { id, .. } => {
+                    Event::Tell { id, outcome } => {
                         told.insert(*id);
+                        outcomes.insert(id.0, outcome.clone());
                     }
                 }
             }
@@ -440,20 +443,12 @@ impl Search {
 
         // Results of evaluated candidates by candidate, for answering repeats: the
         // first completed trial of each candidate, with the outcome it was told.
-        let mut told: BTreeMap<u64, Outcome> = BTreeMap::new();
-        if resumed {
-            for v in journal.optimizer_events()? {
-                if let Ok(Event::Tell { id, outcome }) = serde_json::from_value::<Event>(v) {
-                    told.insert(id.0, outcome);
-                }
-            }
-        }
         let mut memo: BTreeMap<String, (u64, Outcome)> = BTreeMap::new();
         let mut progress = Progress { budget: self.budget, ..Progress::default() };
         for t in journal.trials()? {
             tally(&mut progress, &t, &self.accuracy);
             if t.status == TrialStatus::Complete
-                && let Some(o) = told.remove(&t.id)
+                && let Some(o) = outcomes.remove(&t.id)
             {
                 memo.entry(candidate_key(&t.candidate)).or_insert((t.id, o));
             }
@@ -499,6 +494,8 @@ impl Search {
             let mut to_eval: Vec<(TrialId, Candidate, Assessment, u64)> = Vec::new();
             // Repeats of a candidate evaluated in this same batch, answered after it.
             let mut deferred: Vec<(TrialId, String, TrialId)> = Vec::new();
+            // Candidates of this batch that will be evaluated, by key.
+            let mut pending: BTreeMap<String, TrialId> = BTreeMap::new();
             for p in batch {
                 let cand = self
                     .space
@@ -514,8 +511,8 @@ impl Search {
                     }
                     continue;
                 }
-                if let Some((first, ..)) = to_eval.iter().find(|t| candidate_key(&t.1) == key) {
-                    deferred.push((p.id, key, *first));
+                if let Some(&first) = pending.get(&key) {
+                    deferred.push((p.id, key, first));
                     continue;
                 }
                 match self.cost.assess(&cand) {
@@ -559,7 +556,10 @@ impl Search {
                             stop = true;
                         }
                     }
-                    Ok(a) => to_eval.push((p.id, cand, a, seed)),
+                    Ok(a) => {
+                        pending.insert(key, p.id);
+                        to_eval.push((p.id, cand, a, seed));
+                    }
                 }
             }
 
@@ -629,7 +629,7 @@ impl Search {
             }
 
             // Evaluate in parallel. A panicking evaluation fails its trial, not the search.
-            let keys: BTreeMap<TrialId, String> = to_eval.iter().map(|t| (t.0, candidate_key(&t.1))).collect();
+            let keys: BTreeMap<TrialId, String> = pending.into_iter().map(|(k, id)| (id, k)).collect();
             let evaluator = Arc::clone(&self.evaluator);
             let results: Vec<Evaluated> = std::thread::scope(|s| {
                 let handles: Vec<_> = to_eval

@@ -297,29 +297,46 @@ pub(crate) fn classifier(pooled: Tensor<2>, fc_weight: Tensor<2>, fc_bias: Tenso
     pooled.matmul(fc_weight) + fc_bias.reshape([1, classes])
 }
 
-/// The forward pass of `bp` with tensors `t`. Returns the logits and, in
-/// [`BnMode::Batch`], the batch statistics of every BatchNorm in conv order.
-pub(crate) fn forward(bp: &Blueprint, t: &NetT, x: Tensor<4>, mode: BnMode) -> (Tensor<2>, Vec<BatchStats>) {
-    let mut stats = Vec::new();
-    let mut i = 0;
-    let mut x = conv_bn(x, &bp.stem, &t.convs[i], mode, &mut stats);
-    i += 1;
+/// Runs the convolutions of `bp` on `x` in [`Blueprint::named_convs`] order:
+/// stem, then each block's expand, depthwise and project convs with its residual
+/// add, then the last conv. `conv` applies one conv + BatchNorm (+ ReLU6) with its
+/// tensors; `add` is the residual add. Both forward paths (NCHW here, NHWC in
+/// [`crate::cpu`]) walk the network through this one function.
+pub(crate) fn walk<A: Clone>(
+    bp: &Blueprint,
+    t: &NetT,
+    x: A,
+    mut conv: impl FnMut(A, &ConvLayer, &ConvT) -> A,
+    add: impl Fn(A, A) -> A,
+) -> A {
+    let mut convs = t.convs.iter();
+    let mut next = |x: A, layer: &ConvLayer| match convs.next() {
+        Some(c) => conv(x, layer, c),
+        // `NetParams::from_weights` checks one tensor set per conv of the blueprint.
+        None => unreachable!("fewer conv tensors than the blueprint has convs"),
+    };
+    let mut x = next(x, &bp.stem);
     for b in &bp.blocks {
         let input = x.clone();
         let mut y = x;
         if let Some(e) = b.expand() {
-            y = conv_bn(y, &e, &t.convs[i], mode, &mut stats);
-            i += 1;
+            y = next(y, &e);
         }
-        y = conv_bn(y, &b.depthwise(), &t.convs[i], mode, &mut stats);
-        i += 1;
-        y = conv_bn(y, &b.project(), &t.convs[i], mode, &mut stats);
-        i += 1;
-        x = if b.residual { y + input } else { y };
+        y = next(y, &b.depthwise());
+        y = next(y, &b.project());
+        x = if b.residual { add(y, input) } else { y };
     }
     if let Some(l) = &bp.last_conv {
-        x = conv_bn(x, l, &t.convs[i], mode, &mut stats);
+        x = next(x, l);
     }
+    x
+}
+
+/// The forward pass of `bp` with tensors `t`. Returns the logits and, in
+/// [`BnMode::Batch`], the batch statistics of every BatchNorm in conv order.
+pub(crate) fn forward(bp: &Blueprint, t: &NetT, x: Tensor<4>, mode: BnMode) -> (Tensor<2>, Vec<BatchStats>) {
+    let mut stats = Vec::new();
+    let x = walk(bp, t, x, |x, layer, ct| conv_bn(x, layer, ct, mode, &mut stats), |y, input| y + input);
     (head(x, t.fc_weight.clone(), t.fc_bias.clone()), stats)
 }
 

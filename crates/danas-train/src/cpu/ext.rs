@@ -106,37 +106,36 @@ impl CpuFused for Flex {
     }
 }
 
+/// What a BatchNorm's backward pass keeps: input, γ, β, the mean and variance it
+/// normalised with, ε, ReLU6.
+type BnState = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, FlexTensor, f64, bool);
+
+/// Calls `f` with the host data of a saved BatchNorm: its input and [`kernels::Bn`].
+fn with_bn<R>(state: &BnState, f: impl FnOnce(&[f32], &kernels::Bn<'_>) -> R) -> R {
+    let (x, gamma, beta, mean, var, eps, relu6) = state;
+    let (gamma, beta, mean, var) = (host(gamma), host(beta), host(mean), host(var));
+    let bn =
+        kernels::Bn { c: channels(x), gamma: &gamma, beta: &beta, mean: &mean, var: &var, eps: *eps, relu6: *relu6 };
+    f(&host(x), &bn)
+}
+
 #[derive(Debug)]
 struct BnTrainBackward;
 
 impl Backward<Flex, 3> for BnTrainBackward {
-    /// Input, γ, β, batch mean, batch variance, ε, ReLU6.
-    type State = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, FlexTensor, f64, bool);
+    type State = BnState;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
-        let (x, gamma, beta, mean, var, eps, relu6) = ops.state;
-        let c = channels(&x);
-        let b = kernels::bn_train_backward(
-            &host(&dy),
-            &host(&x),
-            c,
-            &host(&gamma),
-            &host(&beta),
-            &host(&mean),
-            &host(&var),
-            eps,
-            relu6,
-        );
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, flex(b.dx, shape_of(&x)));
-        }
-        if let Some(node) = node_gamma {
-            grads.register::<Flex>(node.id, flex(b.dgamma, vec![c]));
-        }
-        if let Some(node) = node_beta {
-            grads.register::<Flex>(node.id, flex(b.dbeta, vec![c]));
+        let b = with_bn(&ops.state, |x, bn| kernels::bn_train_backward(&host(&dy), x, bn));
+        let (x, c) = (&ops.state.0, b.dgamma.len());
+        for (node, g, shape) in
+            [(node_x, b.dx, shape_of(x)), (node_gamma, b.dgamma, vec![c]), (node_beta, b.dbeta, vec![c])]
+        {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, flex(g, shape));
+            }
         }
     }
 }
@@ -145,27 +144,16 @@ impl Backward<Flex, 3> for BnTrainBackward {
 struct BnInferBackward;
 
 impl Backward<Flex, 5> for BnInferBackward {
-    /// Input, γ, β, mean, variance, ε, ReLU6.
-    type State = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, FlexTensor, f64, bool);
+    type State = BnState;
 
     fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_gamma, node_beta, node_mean, node_var] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
-        let (x, gamma, beta, mean, var, eps, relu6) = ops.state;
-        let c = channels(&x);
-        let (dx, dgamma, dbeta, dmean, dvar) = kernels::bn_infer_backward(
-            &host(&dy),
-            &host(&x),
-            c,
-            &host(&gamma),
-            &host(&beta),
-            &host(&mean),
-            &host(&var),
-            eps,
-            relu6,
-        );
+        let (dx, dgamma, dbeta, dmean, dvar) =
+            with_bn(&ops.state, |x, bn| kernels::bn_infer_backward(&host(&dy), x, bn));
+        let (x, c) = (&ops.state.0, dgamma.len());
         for (node, g, shape) in [
-            (node_x, dx, shape_of(&x)),
+            (node_x, dx, shape_of(x)),
             (node_gamma, dgamma, vec![c]),
             (node_beta, dbeta, vec![c]),
             (node_mean, dmean, vec![c]),

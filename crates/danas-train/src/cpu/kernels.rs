@@ -189,6 +189,42 @@ pub fn bn_scale_bias(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps
     (scale, bias)
 }
 
+/// One BatchNorm (+ ReLU6) over a `[rows, c]` array: its parameters, the
+/// statistics it normalises with, ε, and whether ReLU6 follows.
+#[derive(Debug, Clone, Copy)]
+pub struct Bn<'a> {
+    /// Channels.
+    pub c: usize,
+    /// Scale γ.
+    pub gamma: &'a [f32],
+    /// Shift β.
+    pub beta: &'a [f32],
+    /// Mean used to normalise (batch or running).
+    pub mean: &'a [f32],
+    /// Variance used to normalise (batch or running).
+    pub var: &'a [f32],
+    /// ε added to the variance.
+    pub eps: f64,
+    /// Whether ReLU6 follows.
+    pub relu6: bool,
+}
+
+impl Bn<'_> {
+    /// Per channel `scale = γ/√(σ²+ε)`, `bias = β − μ·scale` and `1/√(σ²+ε)`.
+    fn coefficients(&self) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (scale, bias) = bn_scale_bias(self.gamma, self.beta, self.mean, self.var, self.eps);
+        let inv = self.var.iter().map(|&v| (1.0 / (f64::from(v) + self.eps).sqrt()) as f32).collect();
+        (scale, bias, inv)
+    }
+}
+
+/// Whether the gradient passes ReLU6 at pre-activation `z` (strictly inside (0, 6);
+/// a NaN blocks it).
+#[inline(always)]
+fn relu6_passes(z: f32) -> bool {
+    (z > 0.0) & (z < 6.0)
+}
+
 /// BatchNorm with batch statistics over the rows of a `[rows, c]` array, then
 /// ReLU6 when `relu6`.
 pub fn bn_train_forward(x: &[f32], c: usize, gamma: &[f32], beta: &[f32], eps: f64, relu6: bool) -> BnForward {
@@ -234,7 +270,7 @@ fn bn_grad_sums<const RELU6: bool>(
             for j in 0..c {
                 let v = xr[j];
                 let z = v * scale[j] + bias[j];
-                let keep = !RELU6 | ((z > 0.0) & (z < 6.0));
+                let keep = !RELU6 | relu6_passes(z);
                 let g = if keep { gr[j] } else { 0.0 };
                 s1[j] += g;
                 s2[j] += g * ((v - mean[j]) * inv[j]);
@@ -267,7 +303,7 @@ fn bn_grad_input<const RELU6: bool>(
         for j in 0..c {
             let v = xr[j];
             let z = v * scale[j] + bias[j];
-            let keep = !RELU6 | ((z > 0.0) & (z < 6.0));
+            let keep = !RELU6 | relu6_passes(z);
             let g = if keep { gr[j] } else { 0.0 };
             let xh = (v - mean[j]) * inv[j];
             dr[j] = scale[j] * (g - mg[j] - xh * mgx[j]);
@@ -276,25 +312,14 @@ fn bn_grad_input<const RELU6: bool>(
 }
 
 /// Backward pass of [`bn_train_forward`] given the output gradient `dy`, the
-/// forward input `x` and the batch statistics the forward pass used.
-#[allow(clippy::too_many_arguments)]
-pub fn bn_train_backward(
-    dy: &[f32],
-    x: &[f32],
-    c: usize,
-    gamma: &[f32],
-    beta: &[f32],
-    mean: &[f32],
-    var: &[f32],
-    eps: f64,
-    relu6: bool,
-) -> BnBackward {
+/// forward input `x` and the BatchNorm with the batch statistics the forward pass used.
+pub fn bn_train_backward(dy: &[f32], x: &[f32], bn: &Bn<'_>) -> BnBackward {
+    let (c, mean, relu6) = (bn.c, bn.mean, bn.relu6);
     let rows = x.len().checked_div(c).unwrap_or(0);
     if rows == 0 {
         return BnBackward { dx: vec![0.0; x.len()], dgamma: vec![0.0; c], dbeta: vec![0.0; c] };
     }
-    let (scale, bias) = bn_scale_bias(gamma, beta, mean, var, eps);
-    let inv: Vec<f32> = var.iter().map(|&v| (1.0 / (f64::from(v) + eps).sqrt()) as f32).collect();
+    let (scale, bias, inv) = bn.coefficients();
     let chunk = rows_per_task(c) * c;
     let parts = dy
         .par_chunks(chunk)
@@ -334,20 +359,10 @@ pub fn bn_train_backward(
 
 /// Gradients of an affine BatchNorm with fixed (running) statistics:
 /// `(dx, dγ, dβ, dμ, dσ²)`.
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
-pub fn bn_infer_backward(
-    dy: &[f32],
-    x: &[f32],
-    c: usize,
-    gamma: &[f32],
-    beta: &[f32],
-    mean: &[f32],
-    var: &[f32],
-    eps: f64,
-    relu6: bool,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (scale, bias) = bn_scale_bias(gamma, beta, mean, var, eps);
-    let inv: Vec<f32> = var.iter().map(|&v| (1.0 / (f64::from(v) + eps).sqrt()) as f32).collect();
+#[allow(clippy::type_complexity)]
+pub fn bn_infer_backward(dy: &[f32], x: &[f32], bn: &Bn<'_>) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let Bn { c, gamma, mean, var, eps, relu6, .. } = *bn;
+    let (scale, bias, inv) = bn.coefficients();
     let mut dx = vec![0.0f32; x.len()];
     let mut sg = vec![0.0f64; c];
     let mut sgx = vec![0.0f64; c];
@@ -355,7 +370,7 @@ pub fn bn_infer_backward(
         for ((gr, xr), dr) in dy.chunks_exact(c).zip(x.chunks_exact(c)).zip(dx.chunks_exact_mut(c)) {
             for j in 0..c {
                 let z = xr[j] * scale[j] + bias[j];
-                let g = if !relu6 || (z > 0.0 && z < 6.0) { gr[j] } else { 0.0 };
+                let g = if !relu6 || relu6_passes(z) { gr[j] } else { 0.0 };
                 dr[j] = g * scale[j];
                 sg[j] += f64::from(g);
                 sgx[j] += f64::from(g * (xr[j] - mean[j]) * inv[j]);
@@ -740,7 +755,8 @@ mod tests {
         let dy: Vec<f32> = (0..rows * c).map(|i| (i as f32 * 0.7311).sin()).collect();
         for relu6 in [false, true] {
             let f = bn_train_forward(&x, c, gamma, beta, eps, relu6);
-            let b = bn_train_backward(&dy, &x, c, gamma, beta, &f.mean, &f.var, eps, relu6);
+            let bn = Bn { c, gamma, beta, mean: &f.mean, var: &f.var, eps, relu6 };
+            let b = bn_train_backward(&dy, &x, &bn);
             let loss = |x: &[f32], gamma: &[f32], beta: &[f32]| {
                 let f = bn_train_forward(x, c, gamma, beta, eps, relu6);
                 f.y.iter().zip(&dy).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>()

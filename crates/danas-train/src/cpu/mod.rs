@@ -10,7 +10,7 @@ pub(crate) mod kernels;
 use burn::tensor::{Device, Tensor, TensorData};
 use danas_core::{Blueprint, ConvLayer, same_padding};
 
-use crate::net::{BN_EPSILON, BatchStats, BnMode, ConvT, NetT, classifier};
+use crate::net::{BN_EPSILON, BatchStats, BnMode, ConvT, NetT, classifier, walk};
 use kernels::ConvGeom;
 
 /// An NHWC activation: `[n·h·w, c]` rows with its spatial sizes.
@@ -104,25 +104,13 @@ pub(crate) fn conv_bn(x: Act, layer: &ConvLayer, t: &ConvT, mode: BnMode, stats:
 /// [`crate::net::forward`].
 pub(crate) fn forward(bp: &Blueprint, t: &NetT, x: Act, mode: BnMode) -> (Tensor<2>, Vec<BatchStats>) {
     let mut stats = Vec::new();
-    let mut i = 0;
-    let mut x = conv_bn(x, &bp.stem, &t.convs[i], mode, &mut stats);
-    i += 1;
-    for b in &bp.blocks {
-        let input = x.t.clone();
-        let mut y = x;
-        if let Some(e) = b.expand() {
-            y = conv_bn(y, &e, &t.convs[i], mode, &mut stats);
-            i += 1;
-        }
-        y = conv_bn(y, &b.depthwise(), &t.convs[i], mode, &mut stats);
-        i += 1;
-        y = conv_bn(y, &b.project(), &t.convs[i], mode, &mut stats);
-        i += 1;
-        x = if b.residual { Act { t: y.t + input, ..y } } else { y };
-    }
-    if let Some(l) = &bp.last_conv {
-        x = conv_bn(x, l, &t.convs[i], mode, &mut stats);
-    }
+    let x = walk(
+        bp,
+        t,
+        x,
+        |x, layer, ct| conv_bn(x, layer, ct, mode, &mut stats),
+        |y, input| Act { t: y.t + input.t, ..y },
+    );
     let c = x.channels();
     let pooled = x.t.reshape([x.n, x.h * x.w, c]).mean_dim(1).reshape([x.n, c]);
     (classifier(pooled, t.fc_weight.clone(), t.fc_bias.clone()), stats)
