@@ -10,6 +10,8 @@
 //! - [`space`]: search spaces, genomes and variation operators;
 //! - [`cost`]: MCU cost models (MACs, params, flash, the exact TFLM arena, latency),
 //!   profiles, `.tflite` import;
+//! - [`tflite`]: TFLite models (reader / writer on generated code), int8
+//!   quantisation, the int8 reference interpreter (TFLM's arithmetic), C arrays;
 //! - [`data`]: dataset sources, transforms, caches and batches;
 //! - [`optim`]: optimisers behind one ask/tell trait, objectives, Pareto utilities;
 //! - [`train`]: the burn trainer (networks, supernets, evaluation, checkpoints);
@@ -24,4 +26,5 @@ pub use danas_data as data;
 pub use danas_optim as optim;
 pub use danas_search as search;
 pub use danas_space as space;
+pub use danas_tflite as tflite;
 pub use danas_train as train;

@@ -8,7 +8,11 @@
 //!   step in PyTorch CPU (a venv it creates), in one run, with their ratio.
 //! - `cargo xtask repro EXPERIMENT --scale tiny|cpu|paper [--seeds N] [--out DIR]
 //!   [--dry-run]`: the paper reproductions (see `repro/` and `docs/reproducing.md`).
+//! - `cargo xtask int8-check [--steps N] [--eval-limit N]`: a Fashion-MNIST network
+//!   exported to int8 and run by the real TFLM over the test split (0 LSB against
+//!   danas's int8 evaluator, at most 1.5 points below float).
 
+mod int8;
 mod plot;
 mod repro;
 
@@ -27,7 +31,8 @@ fn main() -> Result<()> {
         Some("bench") if args[1..].iter().any(|a| a == "--peer") => peer(&root, &args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("repro") => repro::repro(&root, &args[1..]),
-        Some(other) => bail!("unknown task {other:?}; known: ci, setup, bench, repro"),
+        Some("int8-check") => int8::int8_check(&root, &args[1..]),
+        Some(other) => bail!("unknown task {other:?}; known: ci, setup, bench, repro, int8-check"),
         None => {
             eprintln!(
                 "usage: cargo xtask <ci | setup | bench [NAME...] | bench --peer [--steps N] | repro EXPERIMENT --scale S [--dry-run]>"
@@ -123,6 +128,13 @@ fn ci(root: &Path) -> Result<()> {
     }
     run(&mut test)?;
     run(cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    // An int8 export of a (briefly) trained Fashion-MNIST network in the real TFLM:
+    // 0 LSB against danas's int8 evaluator, at most 1.5 points below float.
+    let debug_danas = target_dir(root).join("debug/danas");
+    let mut q = Command::new(std::env::current_exe()?);
+    q.args(["int8-check", "--danas"]).arg(&debug_danas).args(["--steps", "150", "--eval-limit", "1000"]);
+    q.arg("--out").arg(target_dir(root).join("int8-check-ci"));
+    run(&mut q)?;
     // `cargo test --workspace` built every example with the workspace's features;
     // run those binaries rather than `cargo run -p`, which would rebuild the
     // dependencies with one package's features.

@@ -75,6 +75,9 @@ pub struct Args {
     /// No training augmentation (random crop, flip): for small centred images such as Fashion-MNIST.
     #[arg(long)]
     pub no_augment: bool,
+    /// Score candidates by the accuracy of their int8 model (as deployed) instead of the float network's.
+    #[arg(long)]
+    pub int8_eval: bool,
     /// Supernet training strategy: full (the paper) or sandwich.
     #[arg(long)]
     pub supernet_strategy: Option<String>,
@@ -163,6 +166,9 @@ fn merge(args: &Args) -> anyhow::Result<SearchConfig> {
     }
     if args.no_augment {
         c.supernet.augment = false;
+    }
+    if args.int8_eval {
+        c.evaluation.int8 = true;
     }
     if let Some(s) = &args.supernet_strategy {
         c.supernet.strategy = s.clone();
@@ -317,6 +323,18 @@ fn print_summary(s: &SearchSummary, json: bool) -> anyhow::Result<()> {
         "\nResults in {}: report.md, pareto.csv, pareto.json, trials.csv, plots (*.svg, *.png), study.sqlite",
         s.dir.display()
     );
+    let models = s.dir.join("models");
+    let mut dirs: Vec<String> = std::fs::read_dir(&models)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    if !dirs.is_empty() {
+        println!(
+            "Deployable int8 models (model.tflite, model_data.cc/.h, manifest.json) in {}: {}",
+            models.display(),
+            dirs.join(", ")
+        );
+    }
     Ok(())
 }
 

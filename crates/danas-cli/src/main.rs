@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd_data;
 mod cmd_estimate;
+mod cmd_export;
 mod cmd_fidelity;
 mod cmd_mcus;
 mod cmd_optim;
@@ -43,6 +44,8 @@ enum Command {
     Optim(cmd_optim::Args),
     /// Train one candidate network and report its validation (and test) metrics.
     Train(cmd_train::Args),
+    /// Export a trained network as a deployable int8 TFLite model (and C array, manifest).
+    Export(cmd_export::Args),
     /// Compare supernet evaluation with from-scratch training on sampled candidates (rank correlation, speed-up).
     Fidelity(cmd_fidelity::Args),
 }
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Spaces(a) => cmd_spaces::run(a),
         Command::Data(a) => cmd_data::run(a),
         Command::Estimate(a) => cmd_estimate::run(a),
+        Command::Export(a) => cmd_export::run(a),
         Command::Mcus(a) => cmd_mcus::run(a),
         Command::Optim(a) => cmd_optim::run(a),
         Command::Train(a) => cmd_train::run(a),

@@ -168,3 +168,40 @@ fn train_json_params_equal_the_cost_models() {
     assert_eq!(v["params"], json(&e)["params"], "danas train and danas estimate count the same deployable parameters");
     fails(&["train", "--data", "synthetic", "--res", "16", "--optimizer", "lbfgs"], "lbfgs");
 }
+
+#[test]
+fn export_writes_a_deployable_model_and_rejects_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("nets/net.ckpt");
+    let ck = ckpt.to_str().unwrap();
+    let data = "synthetic:n=80,size=16";
+    let arch = ["--res", "16", "--color", "grayscale", "--alpha", "0.25", "--depths", "1,1,0,0,0"];
+    let mut t = vec!["train", "--data", data, "--steps", "3", "--batch-size", "8", "--json", "--save", ck];
+    t.extend(arch);
+    json(&t);
+
+    // To a directory: the model, its C array and manifest.
+    let dir = tmp.path().join("model");
+    let v = json(&["export", ck, "--data", data, "--out", dir.to_str().unwrap(), "--calib", "16", "--test", "--json"]);
+    let bytes = std::fs::read(dir.join("model.tflite")).unwrap();
+    assert_eq!(v["model_bytes"].as_u64(), Some(bytes.len() as u64));
+    assert!((0.0..=1.0).contains(&v["metrics"]["int8_test_accuracy"].as_f64().unwrap()));
+    let header = std::fs::read_to_string(dir.join("model_data.h")).unwrap();
+    assert!(header.contains(&format!("kTensorArenaSize = {};", v["arena_bytes"])), "{header}");
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["calibration_images"], 16);
+    // `danas estimate` of the written file plans the head the export reported.
+    let est = json(&["estimate", dir.join("model.tflite").to_str().unwrap(), "--json"]);
+    assert_eq!(est["tflm_head_bytes"], v["arena_head_bytes"]);
+    // To a file: the same model bytes (seeded calibration).
+    let file = tmp.path().join("m.tflite");
+    json(&["export", ck, "--data", data, "--out", file.to_str().unwrap(), "--calib", "16", "--json"]);
+    assert_eq!(std::fs::read(&file).unwrap(), bytes, "same checkpoint, data and seed: same model");
+
+    // Not a checkpoint; an unknown board; no calibration images.
+    let junk = tmp.path().join("junk.ckpt");
+    std::fs::write(&junk, b"not a checkpoint").unwrap();
+    fails(&["export", junk.to_str().unwrap(), "--data", data, "--out", "x.tflite"], "junk.ckpt");
+    fails(&["export", ck, "--data", data, "--out", "x.tflite", "--mcu", "no-such-board"], "no-such-board");
+    fails(&["export", ck, "--data", data, "--out", "x.tflite", "--calib", "0"], "--calib");
+}

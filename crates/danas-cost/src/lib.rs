@@ -37,7 +37,7 @@ pub use error::CostError;
 pub use paper::{PaperEstimate, paper_estimate};
 pub use plan::{Buffer, Plan, align16, greedy_plan, live_bound};
 pub use profile::{CyclesPerMac, Kernels, Profile, catalogue};
-pub use tflite::{TfliteModel, read_tflite, read_tflite_file};
+pub use tflite::{TfliteModel, graph_of, read_tflite, read_tflite_file};
 
 use lower::{Net, OpClass, OpDesc, Workspace};
 

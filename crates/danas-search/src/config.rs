@@ -51,11 +51,25 @@ pub struct EvalSettings {
     pub finetune_lr: f64,
     /// Images per batch for calibration, fine-tuning and validation.
     pub batch_size: usize,
+    /// Score candidates by the validation accuracy of their int8 model (quantised
+    /// as for deployment, run by the int8 reference evaluator, which computes what
+    /// TFLM computes) instead of the float network's. Slower.
+    pub int8: bool,
+    /// Training images the int8 activation ranges are calibrated on (for
+    /// `int8 = true` and for the models the final stage exports).
+    pub int8_calib_images: usize,
 }
 
 impl Default for EvalSettings {
     fn default() -> Self {
-        Self { calib_batches: 8, finetune_steps: 0, finetune_lr: 1e-4, batch_size: 64 }
+        Self {
+            calib_batches: 8,
+            finetune_steps: 0,
+            finetune_lr: 1e-4,
+            batch_size: 64,
+            int8: false,
+            int8_calib_images: 128,
+        }
     }
 }
 
@@ -138,7 +152,7 @@ impl Default for SearchConfig {
             parallel: 2,
             supernet: SupernetSettings::default(),
             evaluation: EvalSettings::default(),
-            final_top_k: 0,
+            final_top_k: 3,
             final_steps: 300,
             final_from_supernet: false,
         }
@@ -363,9 +377,11 @@ impl SearchConfig {
         if self.supernet.steps == 0 {
             return Err(bad("supernet.steps", 0, "must be at least 1"));
         }
-        for (f, v) in
-            [("supernet.batch_size", self.supernet.batch_size), ("evaluation.batch_size", self.evaluation.batch_size)]
-        {
+        for (f, v) in [
+            ("supernet.batch_size", self.supernet.batch_size),
+            ("evaluation.batch_size", self.evaluation.batch_size),
+            ("evaluation.int8_calib_images", self.evaluation.int8_calib_images),
+        ] {
             if v == 0 {
                 return Err(bad(f, v, "must be at least 1"));
             }
@@ -480,7 +496,13 @@ impl SearchConfig {
             strategy,
             self.eval_config(),
         )
-        .final_training(final_train, self.final_from_supernet);
+        .final_training(final_train, self.final_from_supernet)
+        .export(Some(danas_train::ExportConfig {
+            calib_images: self.evaluation.int8_calib_images,
+            seed: self.seed,
+            softmax: true,
+        }))
+        .int8_evaluation(self.evaluation.int8);
         let config = serde_json::to_value(self).map_err(|e| bad("config", "?", e.to_string()))?;
         Ok(crate::Search::new(space, opt, gate, Arc::new(evaluator))
             .budget(self.budget()?)

@@ -93,6 +93,9 @@ pub enum SearchError {
         /// The serde error.
         source: serde_json::Error,
     },
+    /// A model could not be exported, serialised or planned.
+    #[error("export: {0}")]
+    Export(String),
     /// An I/O error on a file.
     #[error("{}: {source}", path.display())]
     Io {

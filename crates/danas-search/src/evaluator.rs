@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use danas_core::{BatchSource, Candidate, DataConfig};
 use danas_optim::Metrics;
 use danas_space::CandidateSpace;
-use danas_train::{EvalConfig, StoragePrecision, Strategy, Supernet, TrainConfig};
+use danas_train::{EvalConfig, ExportConfig, StoragePrecision, Strategy, Supernet, TrainConfig};
 
 use crate::{EvalError, Evaluator, Finalized, Prepared};
 
@@ -23,6 +23,8 @@ pub struct SupernetEvaluator {
     storage: StoragePrecision,
     final_train: TrainConfig,
     final_from_supernet: bool,
+    export: Option<ExportConfig>,
+    int8_eval: bool,
     supernets: RwLock<BTreeMap<DataConfig, Arc<Supernet>>>,
 }
 
@@ -56,6 +58,8 @@ impl SupernetEvaluator {
             storage: StoragePrecision::F16,
             final_train: TrainConfig::default(),
             final_from_supernet: false,
+            export: Some(ExportConfig::default()),
+            int8_eval: false,
             supernets: RwLock::new(BTreeMap::new()),
         }
     }
@@ -72,6 +76,22 @@ impl SupernetEvaluator {
     pub fn final_training(mut self, cfg: TrainConfig, from_supernet: bool) -> Self {
         self.final_train = cfg;
         self.final_from_supernet = from_supernet;
+        self
+    }
+
+    /// How the final stage exports each retrained network as a deployable int8 model
+    /// (default: [`ExportConfig::default`]; `None`: no export).
+    pub fn export(mut self, cfg: Option<ExportConfig>) -> Self {
+        self.export = cfg;
+        self
+    }
+
+    /// Score candidates by the accuracy of their int8 model (quantised with the
+    /// export settings, run by the int8 reference evaluator) instead of the float
+    /// network's: `val_accuracy` is then the int8 accuracy, and the float one is kept
+    /// as `float_val_accuracy`. Slower; off by default.
+    pub fn int8_evaluation(mut self, on: bool) -> Self {
+        self.int8_eval = on;
         self
     }
 
@@ -157,8 +177,21 @@ impl Evaluator for SupernetEvaluator {
         if let Some(ft) = cfg.finetune.as_mut() {
             ft.seed = seed;
         }
-        let e = sn.evaluate(cand, self.source.as_ref(), &cfg)?;
-        Ok(metrics_of(&e.metrics, e.params))
+        if !self.int8_eval {
+            let e = sn.evaluate(cand, self.source.as_ref(), &cfg)?;
+            return Ok(metrics_of(&e.metrics, e.params));
+        }
+        let (net, e) = sn.evaluate_keep(cand, self.source.as_ref(), &cfg)?;
+        let mut m = metrics_of(&e.metrics, e.params);
+        let export = ExportConfig { seed, ..self.export.clone().unwrap_or_default() };
+        let exported = danas_train::export_int8(&net, self.source.as_ref(), &export)?;
+        let q =
+            danas_train::evaluate_int8(&exported.int8, self.source.as_ref(), cand.data, danas_core::Split::Validation)?;
+        m.insert("float_val_accuracy", e.metrics.accuracy);
+        m.insert("val_accuracy", q.accuracy);
+        m.insert("val_balanced_accuracy", q.balanced_accuracy);
+        m.insert("val_loss", q.loss);
+        Ok(m)
     }
 
     /// Trains the candidate with the final-stage settings (from scratch, or from its
@@ -190,6 +223,19 @@ impl Evaluator for SupernetEvaluator {
             m.insert("test_balanced_accuracy", t.balanced_accuracy);
             m.insert("test_loss", t.loss);
         }
-        Ok(Some(Finalized { metrics: m, checkpoint: Some(rel) }))
+        let (mut int8, mut calib_images) = (None, 0);
+        if let Some(export) = &self.export {
+            let export = ExportConfig { seed, ..export.clone() };
+            let exported = danas_train::export_int8(&net, self.source.as_ref(), &export)?;
+            for (split, key) in
+                [(danas_core::Split::Validation, "int8_val_accuracy"), (danas_core::Split::Test, "int8_test_accuracy")]
+            {
+                let q = danas_train::evaluate_int8(&exported.int8, self.source.as_ref(), cand.data, split)?;
+                m.insert(key, q.accuracy);
+            }
+            calib_images = exported.calib_images;
+            int8 = Some(exported.int8);
+        }
+        Ok(Some(Finalized { metrics: m, checkpoint: Some(rel), int8, calib_images }))
     }
 }

@@ -86,4 +86,8 @@ impl CostGate for CostModelGate {
             .with("params", cost.params as f64);
         Ok(Assessment { costs, metrics, violations: violations(&cost.check(&self.limits)) })
     }
+
+    fn deploy_profile(&self) -> Option<Profile> {
+        Some(self.profile.clone())
+    }
 }

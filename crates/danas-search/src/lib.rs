@@ -12,6 +12,7 @@
 
 mod budget;
 pub mod config;
+pub mod deploy;
 mod error;
 #[cfg(feature = "train")]
 mod evaluator;

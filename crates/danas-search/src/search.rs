@@ -56,6 +56,13 @@ pub trait CostGate: Send + Sync {
     /// # Errors
     /// A message when the candidate cannot be estimated; the trial is recorded as failed.
     fn assess(&self, candidate: &Candidate) -> Result<Assessment, String>;
+
+    /// The board the deployed models are planned for: the final stage estimates each
+    /// exported model file on it (`DIR/models/*/manifest.json`, `kTensorArenaSize`).
+    /// The default, `None`, plans for the `host` profile.
+    fn deploy_profile(&self) -> Option<danas_cost::Profile> {
+        None
+    }
 }
 
 /// Error type of evaluators.
@@ -138,6 +145,11 @@ pub struct Finalized {
     pub metrics: Metrics,
     /// The saved network, relative to the results directory.
     pub checkpoint: Option<String>,
+    /// The deployable int8 model of the network, when the evaluator exports one; the
+    /// final stage writes it to `DIR/models/<trial>/`.
+    pub int8: Option<danas_tflite::Model>,
+    /// Calibration images of the int8 model's quantisation.
+    pub calib_images: usize,
 }
 
 /// Where a search stands, for observers.
@@ -837,6 +849,33 @@ impl Search {
                         }
                         if let Some(ck) = &f.checkpoint {
                             obj.insert("final_checkpoint".into(), Value::String(ck.clone()));
+                        }
+                    }
+                    if let Some(model) = &f.int8 {
+                        let rel = format!("models/trial-{}", t.id);
+                        let profile = match self.cost.deploy_profile() {
+                            Some(p) => p,
+                            None => {
+                                danas_cost::Profile::builtin("host").map_err(|e| SearchError::Export(e.to_string()))?
+                            }
+                        };
+                        let info = crate::deploy::ModelInfo {
+                            candidate: &t.candidate,
+                            classes: model
+                                .outputs
+                                .first()
+                                .and_then(|&o| model.tensors.get(o as usize))
+                                .map_or(0, |o| o.elements() as u32),
+                            metrics: serde_json::to_value(&f.metrics.0).unwrap_or(Value::Null),
+                            calib_images: f.calib_images,
+                        };
+                        match crate::deploy::write_model_dir(&self.dir.join(&rel), model, &profile, &info) {
+                            Ok(_) => {
+                                if let Some(obj) = m.as_object_mut() {
+                                    obj.insert("model_dir".into(), Value::String(rel));
+                                }
+                            }
+                            Err(e) => journal.event("export-failed", &format!("trial {}: {e}", t.id))?,
                         }
                     }
                     journal.update_metrics(t.id, &m)?;

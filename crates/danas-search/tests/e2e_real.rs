@@ -158,6 +158,33 @@ fn final_stage_retrains_the_best_and_reports_test_metrics() {
         assert!((0.0..=1.0).contains(&m["test_accuracy"].as_f64().unwrap()));
         let ck = m["final_checkpoint"].as_str().unwrap();
         assert!(dir.join(ck).is_file(), "{ck}");
+        // A deployable int8 model, its C array and manifest.
+        let md = dir.join(m["model_dir"].as_str().unwrap());
+        assert_eq!(md, dir.join(format!("models/trial-{}", t.id)));
+        let bytes = std::fs::read(md.join("model.tflite")).unwrap();
+        let model = danas_tflite::Model::from_bytes(&bytes, "model.tflite").unwrap();
+        assert!(model.tensors.iter().filter(|t| t.data.is_none()).all(|t| t.ty == danas_tflite::ElemType::I8));
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(md.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["candidate"], t.candidate.to_string());
+        let predicted = &manifest["predicted"];
+        assert_eq!(predicted["model_bytes"].as_u64().unwrap(), bytes.len() as u64);
+        let arena = predicted["arena_bytes"].as_u64().unwrap();
+        assert_eq!(
+            arena,
+            predicted["arena_head_bytes"].as_u64().unwrap() + predicted["arena_tail_bytes"].as_u64().unwrap()
+        );
+        // The journaled head of the candidate is the head of the exported file.
+        assert_eq!(
+            Some(predicted["arena_head_bytes"].as_u64().unwrap()),
+            t.costs.as_ref().unwrap()["tflm_head_bytes"].as_u64()
+        );
+        let int8 = manifest["metrics"]["int8_test_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&int8) && m["int8_test_accuracy"].as_f64() == Some(int8));
+        let header = std::fs::read_to_string(md.join("model_data.h")).unwrap();
+        assert!(header.contains(&format!("kTensorArenaSize = {arena};")), "{header}");
+        let cc = std::fs::read_to_string(md.join("model_data.cc")).unwrap();
+        assert_eq!(cc.matches("0x").count(), bytes.len());
     }
     let pareto: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("pareto.json")).unwrap()).unwrap();

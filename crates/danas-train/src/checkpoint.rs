@@ -95,6 +95,9 @@ fn save(path: &Path, kind: CheckpointKind, net: &Network, p: StoragePrecision) -
     let file = File { magic: MAGIC.into(), version: VERSION, kind, meta_json, tensors };
     let bytes =
         bincode::serde::encode_to_vec(&file, bincode::config::standard()).map_err(|e| err(path, e.to_string()))?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| err(path, format!("creating {}: {e}", parent.display())))?;
+    }
     std::fs::write(path, bytes).map_err(|e| err(path, e.to_string()))
 }
 

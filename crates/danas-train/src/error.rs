@@ -64,6 +64,9 @@ pub enum TrainError {
     /// The tensor backend returned data of an unexpected type or shape.
     #[error("tensor backend: {0}")]
     Backend(String),
+    /// The network cannot be exported, quantised or run as a TFLite model.
+    #[error("export: {0}")]
+    Export(String),
     /// Reading or writing a checkpoint failed.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {

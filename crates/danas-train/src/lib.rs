@@ -19,6 +19,8 @@
 //!   ([`TrainConfig`]). A NaN or infinite loss ends training with
 //!   [`TrainError::Diverged`].
 //! - Checkpoints in `f32` or `f16` ([`StoragePrecision`]).
+//! - Deployable int8 TFLite models of trained networks ([`export_int8`]), scored by
+//!   the int8 reference evaluator whose outputs are TFLM's ([`evaluate_int8`]).
 //!
 //! Everything is seeded: the same seed gives the same weights and metrics.
 //!
@@ -36,6 +38,7 @@ mod checkpoint;
 mod cpu;
 mod error;
 mod eval;
+mod export;
 mod net;
 mod supernet;
 mod train;
@@ -47,6 +50,7 @@ pub use eval::{
     CandidateEval, ClassMetrics, EvalConfig, FinalReport, Metrics, evaluate, evaluate_from_scratch, final_train,
     recalibrate_bn,
 };
+pub use export::{ExportConfig, Exported, evaluate_int8, export_int8, float_net, int8_input, nhwc, run_int8_batch};
 pub use net::{BN_EPSILON, DEVICES, FoldedWeights, Network, cpu_device, device, parse_device, select_device};
 pub use supernet::Supernet;
 pub use train::{OptimizerKind, StepInfo, Strategy, TrainConfig, TrainReport, Trainer, train_network};
