@@ -78,11 +78,15 @@ struct Env {
 
 const FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 const TFLM_VENV: &str = ".venv-tflm";
+const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn setup(root: &Path) -> Result<Env> {
     let mut vars = Vec::new();
-    // Fashion-MNIST from Debian (real data for the idx loader tests).
-    if !Path::new(FASHION_MNIST).join("train-images-idx3-ubyte.gz").exists() {
+    // Fashion-MNIST from Debian (real data for the idx loader tests) and Debian's
+    // Chromium (the HTML report's screenshot test).
+    let need_data = !Path::new(FASHION_MNIST).join("train-images-idx3-ubyte.gz").exists();
+    let need_chromium = !Path::new(CHROMIUM).exists();
+    if need_data || need_chromium {
         let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
         let apt = |args: &[&str]| {
             let mut all: Vec<&str> = sudo.to_vec();
@@ -93,9 +97,10 @@ fn setup(root: &Path) -> Result<Env> {
             run(&mut c)
         };
         apt(&["update", "-q"])?;
-        apt(&["install", "-y", "-q", "dataset-fashion-mnist"])?;
+        apt(&["install", "-y", "-q", "dataset-fashion-mnist", "chromium"])?;
     }
     vars.push(("DANAS_FASHION_MNIST".into(), FASHION_MNIST.into()));
+    vars.push(("DANAS_CHROMIUM".into(), CHROMIUM.into()));
 
     // The real TensorFlow Lite Micro interpreter, for the cost model's exactness test.
     let venv = root.join(TFLM_VENV);

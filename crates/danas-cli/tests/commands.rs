@@ -135,6 +135,9 @@ fn data_inspect_reports_splits_and_skips() {
     let v = json(&["data", "inspect", &spec, "--json"]);
     assert_eq!(v["skipped_count"], 1, "{v}");
     assert!(v["skipped"][0]["path"].as_str().unwrap().contains("broken.png"));
+    // The splits count only the 20 images that decode.
+    let counted: u64 = v["splits"].as_object().unwrap().values().map(|s| s["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, 20, "{v}");
     fails(&["data", "inspect", "idx:/no/such/dir"], "/no/such/dir");
 }
 

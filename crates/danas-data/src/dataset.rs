@@ -540,13 +540,20 @@ pub struct SplitCounts {
 impl Dataset {
     /// Counts per split and class (listed records; see [`BatchSource::len`]).
     pub fn split_counts(&self) -> BTreeMap<String, SplitCounts> {
+        self.split_counts_where(|_| true)
+    }
+
+    /// Counts per split and class of the records (catalogue indices) `keep` accepts,
+    /// e.g. those not found undecodable.
+    pub fn split_counts_where(&self, keep: impl Fn(usize) -> bool) -> BTreeMap<String, SplitCounts> {
         let mut out = BTreeMap::new();
         for (split, recs) in &self.splits {
+            let recs: Vec<usize> = recs.iter().copied().filter(|&i| keep(i)).collect();
             let mut sc = SplitCounts { count: recs.len(), per_class: BTreeMap::new() };
             for name in &self.catalog.class_names {
                 sc.per_class.insert(name.clone(), 0);
             }
-            for &i in recs {
+            for &i in &recs {
                 let l = self.catalog.records[i].label as usize;
                 let name = self.catalog.class_names.get(l).cloned().unwrap_or_else(|| l.to_string());
                 *sc.per_class.entry(name).or_default() += 1;

@@ -66,7 +66,9 @@ pub struct Report {
     pub classes: Vec<String>,
     /// Fine-grained flag names carried by the records.
     pub flags: Vec<String>,
-    /// Counts per split (`train`, `validation`, `test`) and class.
+    /// Counts per split (`train`, `validation`, `test`) and class of the images that
+    /// decode: records found unreadable (listing, the probed sample, cache builds) are
+    /// not counted. With `sample` at least the number of records, every image is decoded.
     pub splits: BTreeMap<String, SplitCounts>,
     /// The source's own split names and their sizes (before carving and limits).
     pub source_splits: BTreeMap<String, usize>,
@@ -168,6 +170,10 @@ pub fn inspect(ds: &Dataset, sample: usize) -> Result<Report, DataError> {
         }
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let splits = {
+        let bad: std::collections::HashSet<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
+        ds.split_counts_where(|i| cat.records.get(i).is_none_or(|r| !bad.contains(r.key.as_str())))
+    };
     let skipped_count = skipped.len();
     skipped.truncate(1000);
     Ok(Report {
@@ -175,7 +181,7 @@ pub fn inspect(ds: &Dataset, sample: usize) -> Result<Report, DataError> {
         fingerprint: format!("{:016x}", cat.fingerprint),
         classes: cat.class_names.clone(),
         flags: cat.flag_names.clone(),
-        splits: ds.split_counts(),
+        splits,
         source_splits,
         excluded: cat.excluded,
         image_sizes,

@@ -19,6 +19,7 @@ mod evaluator;
 #[cfg(feature = "train")]
 pub mod fidelity;
 mod gate;
+mod html;
 mod journal;
 pub mod report;
 mod search;

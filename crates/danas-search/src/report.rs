@@ -46,6 +46,10 @@ pub struct TrialRow {
     pub val_balanced_accuracy: Option<f64>,
     /// Test accuracy (final stage only).
     pub test_accuracy: Option<f64>,
+    /// Test accuracy of the exported int8 model (final stage only).
+    pub int8_test_accuracy: Option<f64>,
+    /// The exported model's directory, relative to the results directory (final stage only).
+    pub model_dir: Option<String>,
     /// Arena bytes (TFLM head + tail + scratch).
     pub arena_bytes: Option<f64>,
     /// Flash bytes (model + runtime).
@@ -89,6 +93,8 @@ impl TrialRow {
             val_accuracy: num(metrics, "val_accuracy"),
             val_balanced_accuracy: num(metrics, "val_balanced_accuracy"),
             test_accuracy: num(metrics, "test_accuracy"),
+            int8_test_accuracy: num(metrics, "int8_test_accuracy"),
+            model_dir: metrics.and_then(|m| m.get("model_dir")).and_then(Value::as_str).map(str::to_string),
             arena_bytes: num(costs, "arena_bytes"),
             flash_bytes: num(costs, "flash_bytes"),
             latency_ms: num(costs, "latency_ms"),
@@ -258,8 +264,10 @@ pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: &ReportLimits) 
         ("accuracy_vs_flash", "flash (KiB)", |r: &TrialRow| r.flash_bytes, limits.flash_bytes, 1024.0),
         ("accuracy_vs_latency", "latency (ms)", |r: &TrialRow| r.latency_ms, limits.latency_ms, 1.0),
     ] {
-        let pts: Vec<(String, f64, f64)> =
-            complete.iter().filter_map(|r| Some((r.data_key(), get(r)? / scale, r.val_accuracy?))).collect();
+        let pts: Vec<(String, f64, f64, bool)> = complete
+            .iter()
+            .filter_map(|r| Some((r.data_key(), get(r)? / scale, r.val_accuracy?, r.feasible_under(limits))))
+            .collect();
         let svg = dir.join(format!("{stem}.svg"));
         let png = dir.join(format!("{stem}.png"));
         scatter(SVGBackend::new(&svg, (800, 560)).into_drawing_area(), label, &pts, lim.map(|l| l / scale))
@@ -292,8 +300,17 @@ pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: &ReportLimits) 
     files.push(svg);
     files.push(png);
 
+    let md = markdown(&rows, &pareto, limits);
     let p = dir.join("report.md");
-    std::fs::write(&p, markdown(&rows, &pareto, limits)).map_err(io(&p))?;
+    std::fs::write(&p, &md).map_err(io(&p))?;
+    files.push(p);
+    let mut plots = Vec::new();
+    for stem in ["accuracy_vs_ram", "accuracy_vs_flash", "accuracy_vs_latency", "best_over_time"] {
+        let svg = dir.join(format!("{stem}.svg"));
+        plots.push((stem.replace('_', " "), std::fs::read_to_string(&svg).map_err(io(&svg))?));
+    }
+    let p = dir.join("report.html");
+    std::fs::write(&p, crate::html::page(&md, &plots)).map_err(io(&p))?;
     files.push(p);
     Ok(Outputs { files, pareto: pareto.iter().map(|&i| rows[i].clone()).collect() })
 }
@@ -317,37 +334,102 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
+/// The 2-D Pareto front of `(x, accuracy)` points: lowest `x` for each accuracy
+/// level, in increasing `x` (and accuracy).
+fn front_2d(pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut sorted = pts.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for p in sorted {
+        if out.last().is_none_or(|l| p.1 > l.1) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Accuracy against one resource: points coloured by data configuration, the
+/// feasible region shaded, the 2-D Pareto front (accuracy vs this resource, among the
+/// trials feasible under every limit) marked
+/// with rings and a step line. Axes are zoomed to the data; `x` is logarithmic when
+/// the points span more than a decade; a limit far beyond the points is noted in the
+/// caption instead of stretching the axis.
 fn scatter<DB: DrawingBackend>(
     area: DrawingArea<DB, plotters::coord::Shift>,
     xlabel: &str,
-    pts: &[(String, f64, f64)],
+    pts: &[(String, f64, f64, bool)],
     limit: Option<f64>,
 ) -> PlotResult
 where
     DB::ErrorType: 'static,
 {
     area.fill(&WHITE)?;
-    let xmax = pts.iter().map(|p| p.1).fold(limit.unwrap_or(1.0), f64::max) * 1.08;
-    let (ymin, ymax) = pts.iter().fold((1.0f64, 0.0f64), |(lo, hi), p| (lo.min(p.2), hi.max(p.2)));
-    let (ymin, ymax) = if pts.is_empty() { (0.0, 1.0) } else { ((ymin - 0.05).max(0.0), (ymax + 0.05).min(1.0)) };
-    let mut chart = ChartBuilder::on(&area)
-        .caption(format!("validation accuracy vs {xlabel}"), ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..xmax, ymin..ymax)?;
+    let (mut lo, mut hi) = pts.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    if pts.is_empty() || !(lo.is_finite() && hi > 0.0) {
+        (lo, hi) = (0.1, limit.unwrap_or(1.0).max(0.2));
+    }
+    lo = lo.max(1e-6);
+    // Show the limit when it is near the data; otherwise everything shown is feasible.
+    let limit_shown = limit.filter(|&l| l <= hi * 1.6);
+    if let Some(l) = limit_shown {
+        hi = hi.max(l);
+    }
+    let log = hi / lo > 10.0;
+    let (x0, x1) = if log {
+        (lo / 1.25, hi * 1.25)
+    } else {
+        let pad = ((hi - lo) * 0.08).max(hi * 0.02).max(1e-6);
+        ((lo - pad).max(0.0), hi + pad)
+    };
+    let (ymin, ymax) = pts.iter().fold((1.0f64, 0.0f64), |(a, b), p| (a.min(p.2), b.max(p.2)));
+    let (ymin, ymax) = if pts.is_empty() {
+        (0.0, 1.0)
+    } else {
+        let pad = ((ymax - ymin) * 0.08).max(0.01);
+        ((ymin - pad).max(0.0), (ymax + pad).min(1.0))
+    };
+    let caption = match (limit, limit_shown) {
+        (Some(l), None) => format!("validation accuracy vs {xlabel} (limit {l:.0}, beyond the axis)"),
+        _ => format!("validation accuracy vs {xlabel}"),
+    };
+    let feasible_to = limit.map(|l| l.min(x1));
+    let mut chart = ChartBuilder::on(&area);
+    chart.caption(caption, ("sans-serif", 20)).margin(12).x_label_area_size(40).y_label_area_size(56);
+    if log {
+        let c = chart.build_cartesian_2d((x0..x1).log_scale(), ymin..ymax)?;
+        scatter_body(c, xlabel, pts, feasible_to, (x0, ymin, ymax))
+    } else {
+        let c = chart.build_cartesian_2d(x0..x1, ymin..ymax)?;
+        scatter_body(c, xlabel, pts, feasible_to, (x0, ymin, ymax))
+    }?;
+    area.present()?;
+    Ok(())
+}
+
+fn scatter_body<'a, DB, X>(
+    mut chart: ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
+    xlabel: &str,
+    pts: &[(String, f64, f64, bool)],
+    feasible_to: Option<f64>,
+    (x0, ymin, ymax): (f64, f64, f64),
+) -> PlotResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
     chart.configure_mesh().x_desc(xlabel).y_desc("validation accuracy").draw()?;
-    if let Some(l) = limit {
+    if let Some(l) = feasible_to {
         chart
             .draw_series(std::iter::once(Rectangle::new(
-                [(0.0, ymin), (l, ymax)],
+                [(x0, ymin), (l, ymax)],
                 RGBColor(44, 160, 44).mix(0.12).filled(),
             )))?
             .label("feasible")
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], RGBColor(44, 160, 44).mix(0.3).filled()));
     }
     let mut groups: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for (k, x, y) in pts {
+    for (k, x, y, _) in pts {
         groups.entry(k.as_str()).or_default().push((*x, *y));
     }
     for (i, (key, g)) in groups.iter().enumerate() {
@@ -357,8 +439,29 @@ where
             .label(*key)
             .legend(move |(x, y)| Circle::new((x + 5, y), 4, color.filled()));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
-    area.present()?;
+    // The front among trials feasible under every limit.
+    let feasible: Vec<(f64, f64)> = pts.iter().filter(|p| p.3).map(|p| (p.1, p.2)).collect();
+    let front = front_2d(&feasible);
+    if !front.is_empty() {
+        let mut steps = Vec::with_capacity(2 * front.len());
+        for (i, &(x, y)) in front.iter().enumerate() {
+            if i > 0 {
+                steps.push((x, front[i - 1].1));
+            }
+            steps.push((x, y));
+        }
+        chart
+            .draw_series(LineSeries::new(steps, BLACK.stroke_width(1)))?
+            .label("Pareto front")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], BLACK.stroke_width(1)));
+        chart.draw_series(front.iter().map(|&(x, y)| Circle::new((x, y), 7, BLACK.stroke_width(2))))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     Ok(())
 }
 
@@ -445,6 +548,36 @@ fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &ReportLimits) -> Strin
         s.push_str("\nNo feasible candidate was evaluated.\n");
     }
 
+    let finals: Vec<&TrialRow> = pareto.iter().map(|&i| &rows[i]).filter(|r| r.test_accuracy.is_some()).collect();
+    if !finals.is_empty() {
+        s.push_str("\n## Final stage: retrained and exported models\n\n");
+        s.push_str("The most accurate Pareto candidates, retrained; **test** accuracy of the float network and of\n");
+        s.push_str("the deployable int8 model (danas's int8 evaluator computes what TFLM computes).\n\n");
+        s.push_str(
+            "| trial | data | arch | val acc % | test acc % | int8 test acc % | arena KiB | flash KiB | model |\n",
+        );
+        s.push_str("|---:|---|---|---:|---:|---:|---:|---:|---|\n");
+        for r in finals {
+            let model = r
+                .model_dir
+                .as_deref()
+                .map(|d| format!("[{d}/model.tflite]({d}/model.tflite) ([manifest]({d}/manifest.json))"))
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {model} |",
+                r.id,
+                r.data_key(),
+                r.arch,
+                pct(r.val_accuracy),
+                pct(r.test_accuracy),
+                pct(r.int8_test_accuracy),
+                kib(r.arena_bytes),
+                kib(r.flash_bytes),
+            );
+        }
+    }
+
     s.push_str("\n## Best system per limit\n\n");
     let feas: Vec<&TrialRow> = pareto.iter().map(|&i| &rows[i]).collect();
     let fractions = [1.0, 0.75, 0.5, 0.25];
@@ -495,6 +628,18 @@ fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &ReportLimits) -> Strin
             feas.iter().filter(|r| r.data_key() == k).count()
         );
     }
-    s.push_str("\nPlots: `accuracy_vs_ram`, `accuracy_vs_flash`, `accuracy_vs_latency` (feasible region shaded, colours = data configuration) and `best_over_time`, each as `.svg` and `.png`. All trials: `trials.csv`; the Pareto set: `pareto.csv`, `pareto.json`.\n");
+    s.push_str("\nThe same report with the plots in one page: `report.html`. Plots: `accuracy_vs_ram`, `accuracy_vs_flash`, `accuracy_vs_latency` (feasible region shaded, colours = data configuration) and `best_over_time`, each as `.svg` and `.png`. All trials: `trials.csv`; the Pareto set: `pareto.csv`, `pareto.json`.\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::front_2d;
+
+    #[test]
+    fn the_2d_front_keeps_the_cheapest_point_of_each_accuracy_level() {
+        let pts = [(3.0, 0.5), (1.0, 0.2), (2.0, 0.6), (2.0, 0.4), (4.0, 0.55), (5.0, 0.9), (1.0, 0.1)];
+        assert_eq!(front_2d(&pts), vec![(1.0, 0.2), (2.0, 0.6), (5.0, 0.9)]);
+        assert!(front_2d(&[]).is_empty());
+    }
 }

@@ -186,6 +186,9 @@ fn final_stage_retrains_the_best_and_reports_test_metrics() {
         let cc = std::fs::read_to_string(md.join("model_data.cc")).unwrap();
         assert_eq!(cc.matches("0x").count(), bytes.len());
     }
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("## Final stage: retrained and exported models"), "{md}");
+    assert!(md.contains("/model.tflite]("), "the report links the exported models: {md}");
     let pareto: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("pareto.json")).unwrap()).unwrap();
     assert!(pareto.as_array().unwrap().iter().any(|p| p["test_accuracy"].is_number()), "{pareto}");

@@ -83,3 +83,46 @@ fn outputs_are_written() {
     // empty study renders too
     write_outputs(&dir.path().join("empty"), &[], &limits).unwrap();
 }
+
+/// `report.html` opened in the real headless Chromium (Debian `chromium`, named by
+/// `DANAS_CHROMIUM`): the screenshot shows the tables and the inlined plots. Skipped
+/// without `DANAS_CHROMIUM` unless `CI` is set.
+#[test]
+fn html_report_renders_in_headless_chromium() {
+    let Some(chromium) = std::env::var_os("DANAS_CHROMIUM") else {
+        assert!(std::env::var_os("CI").is_none(), "CI is set but DANAS_CHROMIUM is not: the HTML test must run in CI");
+        eprintln!("skipped: set DANAS_CHROMIUM to a chromium binary to run this test");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let limits = ReportLimits { ram_bytes: Some(512.0 * 1024.0), flash_bytes: Some(2048.0 * 1024.0), latency_ms: None };
+    write_outputs(dir.path(), &sample(), &limits).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    // Self-contained: nothing to fetch (the only URL is the SVG namespace).
+    let urls = html.matches("http://").count() + html.matches("https://").count();
+    assert_eq!(urls, html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(), "a URL to fetch");
+    assert!(!html.contains("src=") && !html.contains("<link"), "self-contained");
+    let shot = dir.path().join("shot.png");
+    let profile = dir.path().join("chromium-profile");
+    let out = std::process::Command::new(&chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,2600"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", dir.path().join("report.html").display()))
+        .output()
+        .unwrap();
+    assert!(shot.is_file(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let img = image::open(&shot).unwrap().to_rgb8();
+    assert_eq!((img.width(), img.height()), (1200, 2600));
+    let total = (img.width() * img.height()) as f64;
+    let ink = img.pixels().filter(|p| p.0.iter().any(|&c| c < 200)).count() as f64;
+    assert!(ink / total > 0.01, "the page is blank ({:.4} non-white)", ink / total);
+    // The plots' points are drawn in the palette's first colours: the SVGs rendered.
+    let near = |p: &image::Rgb<u8>, c: [u8; 3]| p.0.iter().zip(c).all(|(a, b)| a.abs_diff(b) < 12);
+    let blue = img.pixels().filter(|p| near(p, [31, 119, 180])).count();
+    let orange = img.pixels().filter(|p| near(p, [255, 127, 14])).count();
+    assert!(blue > 50 && orange > 50, "plot points missing: {blue} blue, {orange} orange pixels");
+    if let Ok(keep) = std::env::var("DANAS_KEEP_REPORT") {
+        std::fs::copy(&shot, std::path::Path::new(&keep).join("report-screenshot.png")).unwrap();
+    }
+}
