@@ -63,7 +63,11 @@ fn folder_of_jpeg_and_png_with_bad_files() {
     assert_eq!(report.image_sizes.probed, 24);
     assert_eq!(report.image_sizes.min_short_side, 30);
     let json = serde_json::to_value(&report).unwrap();
-    assert_eq!(json["splits"]["train"]["count"].as_u64().unwrap() as usize, ds.split_records(Split::Train).len());
+    // The splits count the 24 images that decode, not the 2 bad files.
+    let counted: u64 = json["splits"].as_object().unwrap().values().map(|s| s["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, 24);
+    let listed: usize = [Split::Train, Split::Validation, Split::Test].iter().map(|&s| ds.split_records(s).len()).sum();
+    assert_eq!(listed, 26, "the listing still holds the bad files (found only when decoded)");
     assert!(json["skipped"][0]["path"].is_string() && json["skipped"][0]["reason"].is_string());
 }
 
@@ -309,4 +313,141 @@ fn built_in_sources_pass_the_conformance_check() {
     ] {
         danas_data::check_source(parse_source(&spec).unwrap().as_ref(), 5).unwrap_or_else(|e| panic!("{spec}: {e}"));
     }
+}
+
+/// Writes a Wake Vision shard the way Hugging Face's `datasets` does: an `image` struct of
+/// `bytes` and `path`, `person` and flag columns as nullable int64.
+fn write_parquet_shard(path: &std::path::Path, rows: &[(String, Option<i64>, Vec<u8>)]) {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = parquet::schema::parser::parse_message_type(
+        "message schema {
+            optional group image { optional binary bytes; optional binary path (STRING); }
+            optional int64 person;
+            optional int64 depiction;
+            optional int64 body_part;
+            optional int64 near;
+            optional int64 dark;
+        }",
+    )
+    .unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let props = WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build();
+    let mut w =
+        SerializedFileWriter::new(std::fs::File::create(path).unwrap(), std::sync::Arc::new(schema), props.into())
+            .unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let n = rows.len();
+    let mut k = 0;
+    while let Some(mut col) = rg.next_column().unwrap() {
+        match k {
+            0 | 1 => {
+                let vals: Vec<ByteArray> = rows
+                    .iter()
+                    .map(|(name, _, bytes)| {
+                        ByteArray::from(if k == 0 { bytes.clone() } else { name.as_bytes().to_vec() })
+                    })
+                    .collect();
+                col.typed::<ByteArrayType>().write_batch(&vals, Some(&vec![2i16; n]), None).unwrap();
+            }
+            _ => {
+                // person; then the flags as the CSV test writes them (i % 2, (i + 1) % 2, null, null).
+                let cells: Vec<Option<i64>> = (0..n)
+                    .map(|i| match k {
+                        2 => rows[i].1,
+                        3 => Some((i % 2) as i64),
+                        4 => Some(((i + 1) % 2) as i64),
+                        _ => None,
+                    })
+                    .collect();
+                let vals: Vec<i64> = cells.iter().flatten().copied().collect();
+                let defs: Vec<i16> = cells.iter().map(|c| i16::from(c.is_some())).collect();
+                col.typed::<Int64Type>().write_batch(&vals, Some(&defs), None).unwrap();
+            }
+        }
+        col.close().unwrap();
+        k += 1;
+    }
+    rg.close().unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn wake_vision_parquet_reads_like_csv_and_tar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (csv_dir, pq_dir) = (tmp.path().join("csv"), tmp.path().join("parquet"));
+    std::fs::create_dir_all(&csv_dir).unwrap();
+    // Validation: 8 labelled rows and 2 without a label; train: 20 rows in two shards.
+    let mut val: Vec<(String, Option<i64>)> = (0..8).map(|i| (format!("v{i}.jpg"), Some(i % 2))).collect();
+    val.push(("v_unk1.jpg".into(), Some(-1)));
+    val.push(("v_unk2.jpg".into(), None));
+    let train: Vec<(String, Option<i64>)> = (0..20).map(|i| (format!("t{i}.jpg"), Some(i % 2))).collect();
+    let image = |person: Option<i64>, i: usize| {
+        let base = if person == Some(1) { RED } else { BLUE };
+        jpeg_bytes(&picture(40 + 2 * (i as u32 % 3), 30, base))
+    };
+    let with_images = |rows: &[(String, Option<i64>)]| -> Vec<(String, Option<i64>, Vec<u8>)> {
+        rows.iter().enumerate().map(|(i, (n, p))| (n.clone(), *p, image(*p, i))).collect()
+    };
+    let (val_rows, train_rows) = (with_images(&val), with_images(&train));
+
+    // CSV + tar.gz.
+    let csv_of = |rows: &[(String, Option<i64>, Vec<u8>)]| {
+        let r: Vec<(String, String)> =
+            rows.iter().map(|(n, p, _)| (n.clone(), p.map(|v| v.to_string()).unwrap_or_default())).collect();
+        let refs: Vec<(&str, &str)> = r.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        wake_vision_csv(&refs)
+    };
+    write(&csv_dir.join("wake_vision_validation.csv"), csv_of(&val_rows).as_bytes());
+    write(&csv_dir.join("wake_vision_train_quality.csv"), csv_of(&train_rows).as_bytes());
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(csv_dir.join("images.tar.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    for (name, _, bytes) in val_rows.iter().chain(&train_rows) {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, bytes.as_slice()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap().flush().unwrap();
+
+    // Parquet shards, as on Hugging Face.
+    write_parquet_shard(&pq_dir.join("data/validation-00000-of-00001.parquet"), &val_rows);
+    write_parquet_shard(&pq_dir.join("data/train_quality-00000-of-00002.parquet"), &train_rows[..12]);
+    write_parquet_shard(&pq_dir.join("data/train_quality-00001-of-00002.parquet"), &train_rows[12..]);
+
+    let cat = WakeVisionSource::new(&pq_dir).unwrap().catalog().unwrap();
+    assert_eq!(cat.excluded, 2);
+    assert_eq!(cat.flag_names, vec!["depiction", "body_part", "near", "dark"]);
+    assert_eq!(cat.records.len(), 28);
+    let v3 = cat.records.iter().find(|r| r.key.ends_with("validation-00000-of-00001.parquet#3")).unwrap();
+    assert_eq!((v3.label, v3.split.as_deref(), v3.flags.as_slice()), (1, Some("validation"), &[1, 0, -1, -1][..]));
+
+    let open = |dir: &std::path::Path, cache: &str| {
+        let spec = format!("wake-vision:{}", dir.display());
+        Dataset::open(parse_source(&spec).unwrap(), options(&tmp.path().join(cache))).unwrap()
+    };
+    let (a, b) = (open(&csv_dir, "cache-a"), open(&pq_dir, "cache-b"));
+    assert_eq!(a.split_counts(), b.split_counts(), "the same split counts from both forms");
+    for split in [Split::Train, Split::Validation] {
+        assert_eq!(a.len(split), b.len(split));
+    }
+    // The same images, in the same order, decode to the same pixels.
+    let dc = DataConfig::new(24, Color::Rgb);
+    let va = samples(&all_batches(&a, Split::Validation, dc, 4, false, 0));
+    let vb = samples(&all_batches(&b, Split::Validation, dc, 4, false, 0));
+    assert_eq!(va.len(), 8);
+    assert_eq!(va, vb);
+    assert!(b.skipped().is_empty(), "{:?}", b.skipped());
+
+    // A shard without `person` is a clear error naming the file.
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    write(&bad.join("test-00000-of-00001.parquet"), b"not parquet");
+    let err = WakeVisionSource::new(&bad).unwrap().catalog().unwrap_err().to_string();
+    assert!(err.contains("test-00000-of-00001.parquet") && err.contains("Parquet"), "{err}");
 }
