@@ -3,7 +3,7 @@
 //! evaluation of one candidate (extract, BatchNorm recalibration, validation pass) on
 //! the built-in synthetic data. Prints one JSON object per measurement on stdout.
 //!
-//! `cargo xtask bench --device cuda` builds and runs it (with `--features cuda`):
+//! On a GPU machine (not yet run on one):
 //!
 //! ```text
 //! DANAS_DEVICE=cuda cargo run --release --features cuda --example device_bench -- \
