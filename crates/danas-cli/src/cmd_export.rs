@@ -95,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let n = dump_test_set(dir, &exported.int8, &source, net.candidate().data)?;
         metrics.insert("dumped_test_images".into(), n.into());
     }
-    let to_dir = args.out.extension().is_none_or(|e| e != "tflite");
+    let to_dir = args.out.extension().is_none_or(|e| !e.eq_ignore_ascii_case("tflite"));
     let cost = if to_dir {
         let info = ModelInfo {
             candidate: net.candidate(),

@@ -56,10 +56,11 @@ pub fn float_net(net: &Network) -> Result<FloatNet, TrainError> {
     Ok(FloatNet { convs: f.convs, fc_weight: f.fc_weight, fc_bias: f.fc_bias })
 }
 
-/// Image `i` of an NCHW batch as an NHWC float input.
+/// Image `i` of an NCHW batch as an NHWC float input (empty when the batch holds no
+/// image `i`, which a model then rejects as an input of the wrong size).
 pub fn nhwc(batch: &Batch, i: usize) -> Vec<f32> {
     let (c, hw) = (batch.c, batch.h * batch.w);
-    let img = &batch.images[i * c * hw..(i + 1) * c * hw];
+    let Some(img) = batch.images.get(i * c * hw..(i + 1) * c * hw) else { return Vec::new() };
     let mut out = vec![0.0f32; c * hw];
     for ch in 0..c {
         for p in 0..hw {
@@ -104,6 +105,7 @@ fn calibration_images(
             break;
         }
         let batch = batch.map_err(|source| TrainError::Source { split: Split::Train, source })?;
+        batch.validate()?;
         for i in 0..batch.n {
             if next.peek() == Some(&(index + i)) {
                 picked.push(nhwc(&batch, i));
@@ -147,8 +149,10 @@ pub fn export_int8(net: &Network, source: &dyn BatchSource, cfg: &ExportConfig) 
 /// evaluator, images in parallel).
 ///
 /// # Errors
+/// [`TrainError::Core`] for a batch whose buffers disagree with its shape,
 /// [`TrainError::Export`] when the model does not run on the batch's images.
 pub fn run_int8_batch(model: &Model, batch: &Batch) -> Result<Vec<Vec<i8>>, TrainError> {
+    batch.validate()?;
     let out_id = *model.outputs.first().ok_or_else(|| TrainError::Export("the model has no output".into()))?;
     (0..batch.n)
         .into_par_iter()
@@ -210,4 +214,22 @@ pub fn evaluate_int8(
         return Err(TrainError::EmptySplit { split });
     }
     Ok(Metrics::from_confusion(split, &confusion, loss_sum, start.elapsed().as_secs_f64()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn inputs_are_nhwc_pixels_minus_128_and_never_panic() {
+        // 2 channels, 1 × 2 pixels: channel 0 = [-1, 1], channel 1 = [0, 0.5].
+        let batch = Batch { images: vec![-1.0, 1.0, 0.0, 0.5], labels: vec![0], n: 1, c: 2, h: 1, w: 2 };
+        assert_eq!(nhwc(&batch, 0), vec![-1.0, 0.0, 1.0, 0.5]);
+        // p = round((x + 1) · 127.5): 0, 128, 255, 191; minus 128.
+        assert_eq!(int8_input(&batch, 0), vec![-128, 0, 127, 63]);
+        assert!(nhwc(&batch, 1).is_empty() && int8_input(&batch, 5).is_empty());
+        let bad = Batch { images: vec![0.0; 3], ..batch };
+        assert!(matches!(run_int8_batch(&Model::default(), &bad), Err(TrainError::Core(_))));
+    }
 }
