@@ -99,69 +99,143 @@ fn input_vec<T: Clone>(model: &Model, input: &[T]) -> Result<(usize, Values<T>),
     Ok((id as usize, values))
 }
 
+/// The geometry of a `CONV_2D` or `DEPTHWISE_CONV_2D` (NHWC, batch 1), checked
+/// against its weights.
+struct ConvGeom {
+    ih: usize,
+    iw: usize,
+    ic: usize,
+    oh: usize,
+    ow: usize,
+    oc: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    pt: usize,
+    pl: usize,
+    dw: bool,
+}
+
+impl ConvGeom {
+    fn new(io: &Io<'_>, xt: &TensorDef, yt: &TensorDef) -> Result<Self, TfliteError> {
+        let what = io.what();
+        let (same, stride, dw) = match io.op.op {
+            OpDef::Conv2d { same, stride, .. } => (same, stride, false),
+            OpDef::DepthwiseConv2d { same, stride, .. } => (same, stride, true),
+            _ => return Err(TfliteError::invalid(format!("{what}: not a convolution"))),
+        };
+        let [_, ih, iw, ic] = dims4(xt, &what)?;
+        let [_, oh, ow, oc] = dims4(yt, &what)?;
+        let (_, wt) = io.input(1)?;
+        let [wo, kh, kw, wi] = match wt.shape[..] {
+            [a, b, c, d] => [a as usize, b as usize, c as usize, d as usize],
+            _ => return Err(TfliteError::invalid(format!("{what}: weights are not 4-D"))),
+        };
+        if (dw && (wi != oc || ic != oc)) || (!dw && (wo != oc || wi != ic)) {
+            return Err(TfliteError::invalid(format!("{what}: weight shape {:?} does not fit", wt.shape)));
+        }
+        let (sh, sw) = (stride.0.max(1) as usize, stride.1.max(1) as usize);
+        let (pt, pl) = (pad_before(same, ih, oh, kh, sh), pad_before(same, iw, ow, kw, sw));
+        Ok(Self { ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, pt, pl, dw })
+    }
+
+    /// The output: per position and output channel `c`, `out(c, acc)` where `acc`
+    /// starts at `start(c)` and adds, per kernel tap inside the input, `mac(x, w)` (a
+    /// depthwise tap) or the sum of `mac` over the input channels (a full tap). `x` and
+    /// `w` are NHWC input and TFLite-layout weights.
+    fn run<X: Copy, W: Copy, A: Copy + Default + std::ops::Add<Output = A>, Y: Clone + Default>(
+        &self,
+        x: &[X],
+        w: &[W],
+        start: impl Fn(usize) -> A,
+        mac: impl Fn(X, W) -> A,
+        out: impl Fn(usize, A) -> Y,
+    ) -> Vec<Y> {
+        let Self { ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, pt, pl, dw } = *self;
+        let mut y = vec![Y::default(); oh * ow * oc];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for c in 0..oc {
+                    let mut acc = start(c);
+                    for ky in 0..kh {
+                        let Some(iy) = (oy * sh + ky).checked_sub(pt).filter(|&v| v < ih) else { continue };
+                        for kx in 0..kw {
+                            let Some(ix) = (ox * sw + kx).checked_sub(pl).filter(|&v| v < iw) else { continue };
+                            let xp = (iy * iw + ix) * ic;
+                            if dw {
+                                acc = acc + mac(x[xp + c], w[(ky * kw + kx) * oc + c]);
+                            } else {
+                                let wp = ((c * kh + ky) * kw + kx) * ic;
+                                let tap = x[xp..xp + ic]
+                                    .iter()
+                                    .zip(&w[wp..wp + ic])
+                                    .fold(A::default(), |s, (a, b)| s + mac(*a, *b));
+                                acc = acc + tap;
+                            }
+                        }
+                    }
+                    y[(oy * ow + ox) * oc + c] = out(c, acc);
+                }
+            }
+        }
+        y
+    }
+}
+
+/// Runs `model`'s operators in order on one input: `op` computes an operator's output
+/// from its `Io`, the values so far, its first input's values and the input and output
+/// tensors; every output is checked against its tensor's size.
+fn run_ops<T: Clone>(
+    model: &Model,
+    input: &[T],
+    mut op: impl FnMut(&Io<'_>, &Values<T>, Vec<T>, &TensorDef, &TensorDef) -> Result<Vec<T>, TfliteError>,
+) -> Result<Values<T>, TfliteError> {
+    let (_, mut values) = input_vec(model, input)?;
+    for (index, o) in model.operators.iter().enumerate() {
+        let io = Io { model, op: o, index };
+        let what = io.what();
+        let (xi, xt) = io.input(0)?;
+        let x = take(&values, xi, &what)?;
+        let (yi, yt) = io.output()?;
+        let y = op(&io, &values, x, xt, yt)?;
+        if y.len() != yt.elements() {
+            return Err(TfliteError::invalid(format!(
+                "{what}: output holds {} values, computed {}",
+                yt.elements(),
+                y.len()
+            )));
+        }
+        values[yi] = Some(y);
+    }
+    Ok(values)
+}
+
 /// Runs a float model on one NHWC input; returns every tensor's values.
 ///
 /// # Errors
 /// [`TfliteError::Unsupported`] for an op or shape outside the exported set,
 /// [`TfliteError::Mismatch`] for an input of the wrong size.
 pub fn run_float(model: &Model, input: &[f32]) -> Result<Values<f32>, TfliteError> {
-    let (_, mut values) = input_vec(model, input)?;
-    for (index, op) in model.operators.iter().enumerate() {
-        let io = Io { model, op, index };
+    run_ops(model, input, |io, values, x, xt, yt| {
         let what = io.what();
-        let (xi, xt) = io.input(0)?;
-        let x = take(&values, xi, &what)?;
-        let (yi, yt) = io.output()?;
-        let y = match &op.op {
-            OpDef::Conv2d { same, stride, act } | OpDef::DepthwiseConv2d { same, stride, act, .. } => {
-                let dw = matches!(op.op, OpDef::DepthwiseConv2d { .. });
-                let [_, ih, iw, ic] = dims4(xt, &what)?;
-                let [_, oh, ow, oc] = dims4(yt, &what)?;
+        Ok(match &io.op.op {
+            OpDef::Conv2d { act, .. } | OpDef::DepthwiseConv2d { act, .. } => {
+                let g = ConvGeom::new(io, xt, yt)?;
                 let (_, wt) = io.input(1)?;
-                let [wo, kh, kw, wi] = match wt.shape[..] {
-                    [a, b, c, d] => [a as usize, b as usize, c as usize, d as usize],
-                    _ => return Err(TfliteError::invalid(format!("{what}: weights are not 4-D"))),
-                };
                 let w = f32s(wt, &what)?;
                 let bias = match io.input(2) {
                     Ok((_, bt)) => f32s(bt, &what)?,
-                    Err(_) => vec![0.0; oc],
+                    Err(_) => vec![0.0; g.oc],
                 };
-                if (dw && (wi != oc || ic != oc)) || (!dw && (wo != oc || wi != ic)) || bias.len() != oc {
+                if bias.len() != g.oc {
                     return Err(TfliteError::invalid(format!("{what}: weight shape {:?} does not fit", wt.shape)));
                 }
-                let (sh, sw) = (stride.0.max(1) as usize, stride.1.max(1) as usize);
-                let (pt, pl) = (pad_before(*same, ih, oh, kh, sh), pad_before(*same, iw, ow, kw, sw));
-                let mut y = vec![0.0f32; oh * ow * oc];
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        for c in 0..oc {
-                            let mut acc = bias[c];
-                            for ky in 0..kh {
-                                let Some(iy) = (oy * sh + ky).checked_sub(pt).filter(|&v| v < ih) else { continue };
-                                for kx in 0..kw {
-                                    let Some(ix) = (ox * sw + kx).checked_sub(pl).filter(|&v| v < iw) else {
-                                        continue;
-                                    };
-                                    let xp = (iy * iw + ix) * ic;
-                                    if dw {
-                                        acc += x[xp + c] * w[(ky * kw + kx) * oc + c];
-                                    } else {
-                                        let wp = ((c * kh + ky) * kw + kx) * ic;
-                                        acc +=
-                                            x[xp..xp + ic].iter().zip(&w[wp..wp + ic]).map(|(a, b)| a * b).sum::<f32>();
-                                    }
-                                }
-                            }
-                            y[(oy * ow + ox) * oc + c] = act_f32(acc, *act);
-                        }
-                    }
-                }
-                y
+                g.run(&x, &w, |c| bias[c], |a, b| a * b, |_, acc| act_f32(acc, *act))
             }
             OpDef::Add { act } => {
                 let (bi, _) = io.input(1)?;
-                let b = take(&values, bi, &what)?;
+                let b = take(values, bi, &what)?;
                 if b.len() != x.len() {
                     return Err(TfliteError::Unsupported(format!("{what}: broadcasting ADD")));
                 }
@@ -169,7 +243,7 @@ pub fn run_float(model: &Model, input: &[f32]) -> Result<Values<f32>, TfliteErro
             }
             OpDef::Mean { .. } => {
                 let [_, h, w, c] = dims4(xt, &what)?;
-                check_mean_axes(&io)?;
+                check_mean_axes(io)?;
                 let mut y = vec![0.0f32; c];
                 for p in 0..h * w {
                     for (ch, v) in y.iter_mut().enumerate() {
@@ -203,17 +277,8 @@ pub fn run_float(model: &Model, input: &[f32]) -> Result<Values<f32>, TfliteErro
                 e.iter().map(|v| v / s).collect()
             }
             other => return Err(TfliteError::Unsupported(format!("{what}: op {}", other.name()))),
-        };
-        if y.len() != yt.elements() {
-            return Err(TfliteError::invalid(format!(
-                "{what}: output holds {} values, computed {}",
-                yt.elements(),
-                y.len()
-            )));
-        }
-        values[yi] = Some(y);
-    }
-    Ok(values)
+        })
+    })
 }
 
 fn act_f32(v: f32, act: Fused) -> f32 {
@@ -342,81 +407,45 @@ fn act_range(act: Fused, scale: f64, zp: i32) -> (i32, i32) {
 /// [`TfliteError::Unsupported`] for an op, type or shape outside the exported set,
 /// [`TfliteError::Mismatch`] for an input of the wrong size.
 pub fn run_int8(model: &Model, input: &[i8]) -> Result<Values<i8>, TfliteError> {
-    let (_, mut values) = input_vec(model, input)?;
-    for (index, op) in model.operators.iter().enumerate() {
-        let io = Io { model, op, index };
+    run_ops(model, input, |io, values, x, xt, yt| {
         let what = io.what();
-        let (xi, xt) = io.input(0)?;
-        let x = take(&values, xi, &what)?;
-        let (yi, yt) = io.output()?;
         if xt.ty != ElemType::I8 || yt.ty != ElemType::I8 {
             return Err(TfliteError::Unsupported(format!("{what}: a tensor that is not int8")));
         }
         let (sx, zx) = quant1(xt, &what)?;
         let (sy, zy) = quant1(yt, &what)?;
-        let y: Vec<i8> = match &op.op {
-            OpDef::Conv2d { same, stride, act } | OpDef::DepthwiseConv2d { same, stride, act, .. } => {
-                let dw = matches!(op.op, OpDef::DepthwiseConv2d { .. });
-                let [_, ih, iw, ic] = dims4(xt, &what)?;
-                let [_, oh, ow, oc] = dims4(yt, &what)?;
+        Ok(match &io.op.op {
+            OpDef::Conv2d { act, .. } | OpDef::DepthwiseConv2d { act, .. } => {
+                let g = ConvGeom::new(io, xt, yt)?;
                 let (_, wt) = io.input(1)?;
-                let [wo, kh, kw, wi] = match wt.shape[..] {
-                    [a, b, c, d] => [a as usize, b as usize, c as usize, d as usize],
-                    _ => return Err(TfliteError::invalid(format!("{what}: weights are not 4-D"))),
-                };
-                if (dw && (wi != oc || ic != oc)) || (!dw && (wo != oc || wi != ic)) {
-                    return Err(TfliteError::invalid(format!("{what}: weight shape {:?} does not fit", wt.shape)));
-                }
                 let w = i8s(wt, &what)?;
                 let bias = match io.input(2) {
                     Ok((_, bt)) => i32s(bt, &what)?,
-                    Err(_) => vec![0; oc],
+                    Err(_) => vec![0; g.oc],
                 };
                 let wq =
                     wt.quant.as_ref().ok_or_else(|| TfliteError::invalid(format!("{what}: weights unquantised")))?;
-                let mults: Vec<QMul> = (0..oc)
+                let mults: Vec<QMul> = (0..g.oc)
                     .map(|c| {
                         let sw = f64::from(*wq.scale.get(c).or(wq.scale.first()).unwrap_or(&0.0));
                         quantize_multiplier(sx * sw / sy)
                     })
                     .collect();
                 let (lo, hi) = act_range(*act, sy, zy);
-                let (sh, sw) = (stride.0.max(1) as usize, stride.1.max(1) as usize);
-                let (pt, pl) = (pad_before(*same, ih, oh, kh, sh), pad_before(*same, iw, ow, kw, sw));
-                let in_off = -zx;
-                let mut y = vec![0i8; oh * ow * oc];
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        for c in 0..oc {
-                            let mut acc: i32 = 0;
-                            for ky in 0..kh {
-                                let Some(iy) = (oy * sh + ky).checked_sub(pt).filter(|&v| v < ih) else { continue };
-                                for kx in 0..kw {
-                                    let Some(ix) = (ox * sw + kx).checked_sub(pl).filter(|&v| v < iw) else {
-                                        continue;
-                                    };
-                                    let xp = (iy * iw + ix) * ic;
-                                    if dw {
-                                        acc += (i32::from(x[xp + c]) + in_off) * i32::from(w[(ky * kw + kx) * oc + c]);
-                                    } else {
-                                        let wp = ((c * kh + ky) * kw + kx) * ic;
-                                        for (a, b) in x[xp..xp + ic].iter().zip(&w[wp..wp + ic]) {
-                                            acc += (i32::from(*a) + in_off) * i32::from(*b);
-                                        }
-                                    }
-                                }
-                            }
-                            acc += bias.get(c).copied().unwrap_or(0);
-                            let v = mul_by_qm(acc, mults[c]) + zy;
-                            y[(oy * ow + ox) * oc + c] = v.clamp(lo, hi) as i8;
-                        }
-                    }
-                }
-                y
+                g.run(
+                    &x,
+                    &w,
+                    |_| 0i32,
+                    |a: i8, b: i8| (i32::from(a) - zx) * i32::from(b),
+                    |c, acc| {
+                        let acc = acc + bias.get(c).copied().unwrap_or(0);
+                        (mul_by_qm(acc, mults[c]) + zy).clamp(lo, hi) as i8
+                    },
+                )
             }
             OpDef::Add { act } => {
                 let (bi, bt) = io.input(1)?;
-                let b = take(&values, bi, &what)?;
+                let b = take(values, bi, &what)?;
                 if b.len() != x.len() {
                     return Err(TfliteError::Unsupported(format!("{what}: broadcasting ADD")));
                 }
@@ -426,7 +455,7 @@ pub fn run_int8(model: &Model, input: &[i8]) -> Result<Values<i8>, TfliteError> 
             }
             OpDef::Mean { .. } => {
                 let [_, h, w, c] = dims4(xt, &what)?;
-                check_mean_axes(&io)?;
+                check_mean_axes(io)?;
                 mean_int8(&x, h * w, c, (sx, zx), (sy, zy))
             }
             OpDef::FullyConnected { act } => {
@@ -462,17 +491,8 @@ pub fn run_int8(model: &Model, input: &[i8]) -> Result<Values<i8>, TfliteError> 
             }
             OpDef::Softmax { beta } => softmax_int8(&x, sx, f64::from(*beta), (sy, zy))?,
             other => return Err(TfliteError::Unsupported(format!("{what}: op {}", other.name()))),
-        };
-        if y.len() != yt.elements() {
-            return Err(TfliteError::invalid(format!(
-                "{what}: output holds {} values, computed {}",
-                yt.elements(),
-                y.len()
-            )));
-        }
-        values[yi] = Some(y);
-    }
-    Ok(values)
+        })
+    })
 }
 
 /// The integer parameters of an int8 `ADD` (TFLite's `PrepareGeneralSubOp` style).
