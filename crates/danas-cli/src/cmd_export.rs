@@ -64,12 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let profile = Profile::resolve(&args.mcu).map_err(|e| InputError(format!("--mcu: {e}")))?;
     let net = Network::load(&args.checkpoint).map_err(|e| InputError(e.to_string()))?;
-    let mut opts = danas_data::DataOptions::default();
-    opts.train_limit = args.train_limit;
-    opts.eval_limit = args.eval_limit;
-    opts.split_seed = args.split_seed;
-    let source = danas_data::Dataset::from_spec(&args.data, opts)
-        .map_err(|e| InputError(format!("--data {}: {e}", args.data)))?;
+    let source = crate::cmd_train::open_dataset(&args.data, args.train_limit, args.eval_limit, args.split_seed)?;
     if source.classes() != net.classes() {
         return Err(InputError(format!(
             "--data {}: {} classes, but the network in {} has {}",
@@ -106,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         write_model_dir(&args.out, &exported.int8, &profile, &info)?
     } else {
         let bytes = exported.int8.to_bytes().map_err(|e| anyhow::anyhow!("serialising the model: {e}"))?;
-        let cost = danas_search::deploy::predict(&bytes, &profile)?;
+        let cost = danas_search::deploy::predict(&exported.int8, &bytes, &profile)?;
         if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }

@@ -82,14 +82,24 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Opens a dataset specification as a batch source (the danas-data pipelines).
-fn open_source(spec: &str, args: &Args) -> anyhow::Result<Box<dyn BatchSource>> {
+/// Opens a dataset specification (the danas-data pipelines) with the image limits and
+/// split seed of `danas train` and `danas export`.
+pub(crate) fn open_dataset(
+    spec: &str,
+    train_limit: Option<usize>,
+    eval_limit: Option<usize>,
+    split_seed: u64,
+) -> anyhow::Result<danas_data::Dataset> {
     let mut opts = danas_data::DataOptions::default();
-    opts.train_limit = args.train_limit;
-    opts.eval_limit = args.eval_limit;
-    opts.split_seed = args.split_seed;
-    let ds = danas_data::Dataset::from_spec(spec, opts).map_err(|e| InputError(format!("--data {spec}: {e}")))?;
-    Ok(Box::new(ds))
+    opts.train_limit = train_limit;
+    opts.eval_limit = eval_limit;
+    opts.split_seed = split_seed;
+    Ok(danas_data::Dataset::from_spec(spec, opts).map_err(|e| InputError(format!("--data {spec}: {e}")))?)
+}
+
+/// Opens a dataset specification as a batch source.
+fn open_source(spec: &str, args: &Args) -> anyhow::Result<Box<dyn BatchSource>> {
+    Ok(Box::new(open_dataset(spec, args.train_limit, args.eval_limit, args.split_seed)?))
 }
 
 fn parse_depths(s: &str) -> Result<Vec<u32>, InputError> {

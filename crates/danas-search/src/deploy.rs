@@ -20,14 +20,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SearchError + '_ {
     move |source| SearchError::Io { path: path.to_path_buf(), source }
 }
 
-/// The predicted resources of an int8 model file on `profile`: the cost model's
-/// estimate of the file itself (exact flash size and arena head).
+/// The predicted resources on `profile` of `model`, serialised as `bytes`: the cost
+/// model's estimate of the file itself (exact flash size and arena head), planned from
+/// the model without parsing the bytes again.
 ///
 /// # Errors
-/// [`SearchError::Export`] when the bytes are not a model the cost model can plan.
-pub fn predict(bytes: &[u8], profile: &Profile) -> Result<Cost, SearchError> {
-    let model = danas_cost::read_tflite(bytes, MODEL_FILE).map_err(|e| SearchError::Export(e.to_string()))?;
-    danas_cost::estimate_tflite(&model, profile).map_err(|e| SearchError::Export(e.to_string()))
+/// [`SearchError::Export`] when the model is not one the cost model can plan.
+pub fn predict(model: &Model, bytes: &[u8], profile: &Profile) -> Result<Cost, SearchError> {
+    let graph = danas_cost::graph_of(model, MODEL_FILE).map_err(|e| SearchError::Export(e.to_string()))?;
+    let file = danas_cost::TfliteModel { graph, file_bytes: bytes.len() as u64 };
+    danas_cost::estimate_tflite(&file, profile).map_err(|e| SearchError::Export(e.to_string()))
 }
 
 /// What a model directory describes besides the model itself.
@@ -57,7 +59,7 @@ pub fn write_model_dir(
 ) -> Result<Cost, SearchError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let bytes = model.to_bytes().map_err(|e| SearchError::Export(e.to_string()))?;
-    let cost = predict(&bytes, profile)?;
+    let cost = predict(model, &bytes, profile)?;
     let path: PathBuf = dir.join(MODEL_FILE);
     std::fs::write(&path, &bytes).map_err(io(&path))?;
     let comment = format!(

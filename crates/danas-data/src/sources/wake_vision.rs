@@ -35,7 +35,8 @@ struct Listing {
     stamp: Fnv,
 }
 
-fn split_of_csv(name: &str) -> Option<&'static str> {
+/// The split a metadata CSV or a Parquet shard holds, from its file name.
+fn split_of_name(name: &str) -> Option<&'static str> {
     let n = name.to_ascii_lowercase();
     if n.contains("train_quality") || n.contains("train-quality") {
         Some("train_quality")
@@ -90,25 +91,24 @@ impl WakeVisionSource {
                     continue;
                 }
                 let lower = name.to_ascii_lowercase();
-                if lower.ends_with(".csv") {
-                    let split = split_of_csv(&name).ok_or_else(|| {
-                        DataError::format(
-                            &path,
-                            "cannot tell the split from the CSV file name (expected train_quality, train_large, \
-                             validation or test in it)",
-                        )
-                    })?;
-                    l.csvs.push((split.to_string(), path.clone()));
-                    all.push((path, meta));
+                let kind = if lower.ends_with(".csv") {
+                    Some(("CSV", &mut l.csvs))
                 } else if lower.ends_with(".parquet") {
-                    let split = split_of_csv(&name).ok_or_else(|| {
+                    Some(("Parquet", &mut l.parquets))
+                } else {
+                    None
+                };
+                if let Some((kind, list)) = kind {
+                    let split = split_of_name(&name).ok_or_else(|| {
                         DataError::format(
                             &path,
-                            "cannot tell the split from the Parquet file name (expected train_quality, train_large, \
-                             validation or test in it)",
+                            format!(
+                                "cannot tell the split from the {kind} file name (expected train_quality, \
+                                 train_large, validation or test in it)"
+                            ),
                         )
                     })?;
-                    l.parquets.push((split.to_string(), path.clone()));
+                    list.push((split.to_string(), path.clone()));
                     all.push((path, meta));
                 } else if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
                     l.archives.push(path.clone());
