@@ -17,8 +17,8 @@ impl Observer for Printer {
         match e {
             SearchEvent::Phase(p) if p.starts_with("training supernet") && !p.contains("step") => println!("  {p}"),
             SearchEvent::Trial { record, progress } => {
-                let acc = record.metrics.as_ref().and_then(|m| m.get("val_accuracy")).and_then(|v| v.as_f64());
-                let ram = record.costs.as_ref().and_then(|c| c.get("arena_bytes")).and_then(|v| v.as_f64());
+                let acc = record.metrics.as_ref().and_then(|m| m.value(danas::core::metric::VAL_ACCURACY));
+                let ram = record.costs.as_ref().map(|c| c.arena_bytes as f64);
                 println!(
                     "  trial {:>2} {:<32} {:<10} acc {:>6} arena {:>7}",
                     record.id,

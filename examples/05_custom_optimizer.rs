@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use danas::optim::synthetic::{CostFn, Landscape, SyntheticProblem, run_search, summarize_run};
 use danas::optim::{
-    Ledger, Limit, OptimError, Optimizer, Oracle, Outcome, Proposal, RandomSearch, Scalarization, TrialId, conformance,
-    ensure_nonempty, restore_from, snapshot_of,
+    Ledger, Limits, OptimError, Optimizer, Oracle, Outcome, Proposal, RandomSearch, Scalarization, TrialId,
+    conformance, ensure_nonempty, restore_from, snapshot_of,
 };
 use danas::search::{CostModelGate, EvalError, Evaluator, Prepared, Search};
 use danas::space::{CandidateSpace, Genome, GroupWeights, MbSpace, SearchSpace};
@@ -175,7 +175,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::remove_dir_all(&dir).ok();
 
     // 3. an ask/tell loop on the synthetic landscape, real cost model, paper limits
-    let problem = Arc::new(SyntheticProblem::new(MbSpace::paper(), real_cost(), Limit::paper()));
+    let problem = Arc::new(SyntheticProblem::new(MbSpace::paper(), real_cost(), Limits::paper()));
     println!("{:<14} {:>6} {:>14} {:>12}", "strategy", "seed", "best feasible", "hypervolume");
     for seed in 0..3u64 {
         let mut mine = HillClimber::new(problem.space(), seed);

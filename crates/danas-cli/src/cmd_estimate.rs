@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use danas_core::{Arch, Candidate, Color, DataConfig, Precision};
-use danas_cost::{Cost, Feasibility, Limits, Profile};
+use danas_cost::{Cost, Feasibility, Profile};
 
 use crate::InputError;
 
@@ -98,7 +98,7 @@ pub fn run(args: Args) -> Result<()> {
             (format!("{cand} classes={} {precision}", args.classes), cost, paper)
         }
     };
-    let verdict = cost.check(&Limits::from_profile(&prof));
+    let verdict = cost.check(&prof.limits());
     if args.json {
         let mut j = json(&what, &prof, &cost, &verdict);
         if let (Some(p), Some(obj)) = (paper, j.as_object_mut()) {
@@ -135,8 +135,8 @@ fn json(what: &str, p: &Profile, c: &Cost, f: &Feasibility) -> serde_json::Value
         "inplace_peak_bytes": c.inplace_peak_bytes,
         "inplace_live_bound_bytes": c.inplace_live_bound_bytes,
         "latency_ms": c.latency_ms,
-        "fits": f.fits(),
-        "violations": f.violations,
+        "fits": f.is_feasible(),
+        "violations": f.violations(),
         "peak_layer": c.peak_layer.and_then(|i| c.layers.get(i)).map(|l| l.name.clone()),
         "not_estimated": c.not_estimated,
         "layers": c.layers,
@@ -184,11 +184,11 @@ fn print_text(what: &str, p: &Profile, c: &Cost, f: &Feasibility) {
     println!();
     let lat = p.max_latency_ms.map_or(String::new(), |l| format!(", latency {l} ms"));
     println!("  limits: RAM {}, flash {}{lat}", kib(p.sram_bytes), kib(p.flash_bytes));
-    if f.fits() {
+    if f.is_feasible() {
         println!("  fits: yes");
     } else {
         println!("  fits: NO");
-        for v in &f.violations {
+        for v in f.violations() {
             println!("    - {v}");
         }
     }

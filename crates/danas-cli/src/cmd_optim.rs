@@ -7,7 +7,7 @@ use anyhow::Context;
 use danas_core::Precision;
 use danas_cost::Profile;
 use danas_optim::synthetic::{CostFn, Landscape, StrategyReport, SyntheticProblem, compare_strategies, stand_in_cost};
-use danas_optim::{Limit, STRATEGIES, names};
+use danas_optim::{Limits, STRATEGIES};
 use danas_space::MbSpace;
 
 use crate::InputError;
@@ -108,8 +108,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         };
         real_cost(profile)
     };
-    let limits =
-        vec![Limit::new(names::RAM, (a.ram_kib * 1024) as f64), Limit::new(names::FLASH, (a.flash_kib * 1024) as f64)];
+    let limits = Limits { ram_bytes: a.ram_kib * 1024, flash_bytes: a.flash_kib * 1024, latency_ms: None };
     let problem = Arc::new(SyntheticProblem::new(space, cost, limits));
     let seeds: Vec<u64> = (0..a.seeds).collect();
     let names: Vec<&str> = strategies.iter().map(String::as_str).collect();

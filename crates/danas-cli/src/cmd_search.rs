@@ -272,8 +272,7 @@ impl Observer for Bars {
                     _ => record
                         .metrics
                         .as_ref()
-                        .and_then(|m| m.get("val_accuracy"))
-                        .and_then(serde_json::Value::as_f64)
+                        .and_then(|m| m.value(danas_core::metric::VAL_ACCURACY))
                         .map(|a| format!("{:.2}%", a * 100.0))
                         .unwrap_or_default(),
                 };
@@ -417,7 +416,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     let journal = Journal::open_read_only(&args.dir.join(STUDY_FILE)).map_err(input)?;
     let trials = journal.trials()?;
     drop(journal);
-    let out = write_outputs(&args.dir, &trials, &cfg.report_limits().map_err(input)?)?;
+    let out = write_outputs(&args.dir, &trials, Some(&cfg.limits().map_err(input)?))?;
     print_pareto(&out.pareto);
     println!("\nRe-rendered {} files in {}", out.files.len(), args.dir.display());
     Ok(())

@@ -36,7 +36,7 @@ const TINY: &[&str] = &[
 
 /// Completed trials: id, genome, metrics and the time each finished (a re-run trial
 /// would finish again, later).
-type Done = (u64, Vec<u16>, Option<serde_json::Value>, Option<u64>);
+type Done = (u64, Vec<u16>, Option<danas_core::Metrics>, Option<u64>);
 
 fn complete(dir: &Path) -> Vec<Done> {
     let Ok(j) = Journal::open_read_only(&dir.join(STUDY_FILE)) else { return Vec::new() };

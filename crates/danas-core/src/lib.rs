@@ -22,6 +22,7 @@
 mod arch;
 mod batch;
 mod blueprint;
+mod costs;
 mod data;
 mod error;
 mod ir;
@@ -30,6 +31,7 @@ mod precision;
 pub use arch::{Arch, LastConv, MBV2_STAGES, SEARCHABLE_STAGES, StageDef, StageKnobs, make_divisible};
 pub use batch::{Batch, BatchIter, BatchSource, SourceError, Split};
 pub use blueprint::{Block, Blueprint, ConvLayer, Head};
+pub use costs::{Costs, Feasibility, Limits, MetricError, Metrics, Violation, metric};
 pub use data::{Color, DataConfig};
 pub use error::CoreError;
 pub use ir::{Activation, DType, Graph, Op, OpKind, Padding, Tensor, TensorId, TensorRole, same_padding};

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use danas_core::{Arch, Candidate, Color, DataConfig, Precision};
-use danas_cost::{Limits, Profile, estimate_candidate, estimate_tflite, read_tflite_file};
+use danas_cost::{Profile, estimate_candidate, estimate_tflite, read_tflite_file};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mcu = Profile::builtin("nucleo-h743")?;
     let cand = Candidate::new(DataConfig::new(96, Color::Rgb), Arch::mobilenet_v2(0.35, [3, 4, 3, 3, 1]));
     let cost = estimate_candidate(&cand, 2, &mcu, Precision::Int8)?;
-    let verdict = cost.check(&Limits::from_profile(&mcu));
+    let verdict = cost.check(&mcu.limits());
     println!("candidate {cand} on {}:", mcu.name);
     println!(
         "  {} MACs, {} params, flash {} B, TFLM head {} B, arena {} B, in-place {} B, {:.1} ms, fits: {}",
@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cost.arena_bytes,
         cost.inplace_peak_bytes,
         cost.latency_ms,
-        verdict.fits()
+        verdict.is_feasible()
     );
     if let Some(peak) = cost.peak_layer.and_then(|i| cost.layers.get(i)) {
         println!("  peak RAM at layer {} ({} live bytes)", peak.name, peak.live_bytes);

@@ -16,8 +16,8 @@
 //! let mcu = Profile::builtin("nucleo-h743")?;
 //! let cost = estimate(&graph, &mcu)?;
 //! assert!(cost.tflm_head_bytes >= cost.live_bound_bytes);
-//! let verdict = cost.check(&Limits::from_profile(&mcu));
-//! println!("{} MACs, head {} B, fits: {}", cost.macs, cost.tflm_head_bytes, verdict.fits());
+//! let verdict = cost.check(&mcu.limits());
+//! println!("{} MACs, head {} B, fits: {}", cost.macs, cost.tflm_head_bytes, verdict.is_feasible());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -30,6 +30,7 @@ mod profile;
 mod tflite;
 
 use danas_core::{Blueprint, Candidate, Graph, Precision};
+pub use danas_core::{Costs, Feasibility, Limits, Violation};
 use serde::{Deserialize, Serialize};
 
 pub use calibrate::{Calibration, CalibrationSample, calibrate, parse_calibration_csv};
@@ -97,98 +98,41 @@ pub struct Cost {
     pub layers: Vec<LayerCost>,
 }
 
-/// Resource limits for the feasibility check.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Limits {
-    /// RAM available for the tensor arena, compared with [`Cost::arena_bytes`].
-    pub ram_bytes: u64,
-    /// Flash, compared with [`Cost::flash_bytes`].
-    pub flash_bytes: u64,
-    /// Optional latency limit in ms.
-    pub latency_ms: Option<f64>,
-}
-
-impl Limits {
-    /// The limits of a profile: its SRAM, flash and optional latency limit.
-    pub fn from_profile(p: &Profile) -> Self {
-        Self { ram_bytes: p.sram_bytes, flash_bytes: p.flash_bytes, latency_ms: p.max_latency_ms }
-    }
-
-    /// The paper's limits: 512 KiB RAM, 2 MiB flash, no latency limit.
-    pub fn paper() -> Self {
-        Self { ram_bytes: 512 * 1024, flash_bytes: 2048 * 1024, latency_ms: None }
-    }
-}
-
-/// The resource a [`Violation`] is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Resource {
-    /// Arena RAM.
-    Ram,
-    /// Flash.
-    Flash,
-    /// Latency.
-    Latency,
-}
-
-/// One exceeded limit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Violation {
-    /// Which resource.
-    pub resource: Resource,
-    /// The limit (bytes or ms).
-    pub limit: f64,
-    /// The estimate (bytes or ms).
-    pub actual: f64,
-    /// By how much the limit is exceeded (`actual - limit`).
-    pub excess: f64,
-}
-
-impl std::fmt::Display for Violation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.resource {
-            Resource::Ram => write!(f, "RAM: arena {} B > {} B (over by {} B)", self.actual, self.limit, self.excess),
-            Resource::Flash => {
-                write!(f, "flash: {} B > {} B (over by {} B)", self.actual, self.limit, self.excess)
-            }
-            Resource::Latency => {
-                write!(f, "latency: {:.2} ms > {:.2} ms (over by {:.2} ms)", self.actual, self.limit, self.excess)
-            }
-        }
-    }
-}
-
-/// The answer of [`Cost::check`]: every exceeded limit.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Feasibility {
-    /// Every limit exceeded, with the excess.
-    pub violations: Vec<Violation>,
-}
-
-impl Feasibility {
-    /// Whether no limit is exceeded.
-    pub fn fits(&self) -> bool {
-        self.violations.is_empty()
-    }
-}
-
 impl Cost {
-    /// Checks this cost against `limits`, listing every limit exceeded.
+    /// Checks this cost against `limits` ([`Cost::arena_bytes`], [`Cost::flash_bytes`]
+    /// and, when limited, [`Cost::latency_ms`]), listing every limit exceeded.
     pub fn check(&self, limits: &Limits) -> Feasibility {
-        let mut violations = Vec::new();
-        let mut push = |resource, limit: f64, actual: f64| {
-            if actual > limit {
-                violations.push(Violation { resource, limit, actual, excess: actual - limit });
-            }
-        };
-        push(Resource::Ram, limits.ram_bytes as f64, self.arena_bytes as f64);
-        push(Resource::Flash, limits.flash_bytes as f64, self.flash_bytes as f64);
-        if let Some(l) = limits.latency_ms {
-            push(Resource::Latency, l, self.latency_ms);
+        limits.check_values(self.arena_bytes as f64, self.flash_bytes as f64, Some(self.latency_ms))
+    }
+
+    /// The estimate in the search's vocabulary: arena, flash, latency, MACs,
+    /// parameters and the peak op, with the TFLM breakdown (`model_bytes`,
+    /// `tflm_head_bytes`, `tail_bytes`, `scratch_bytes`, `live_bound_bytes`,
+    /// `inplace_peak_bytes`, `inplace_live_bound_bytes`) as named detail.
+    pub fn costs(&self) -> Costs {
+        let detail = [
+            ("model_bytes", self.model_bytes),
+            ("tflm_head_bytes", self.tflm_head_bytes),
+            ("tail_bytes", self.tail_bytes),
+            ("scratch_bytes", self.scratch_bytes),
+            ("live_bound_bytes", self.live_bound_bytes),
+            ("inplace_peak_bytes", self.inplace_peak_bytes),
+            ("inplace_live_bound_bytes", self.inplace_live_bound_bytes),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v as f64))
+        .collect();
+        Costs {
+            arena_bytes: self.arena_bytes,
+            flash_bytes: self.flash_bytes,
+            latency_ms: Some(self.latency_ms),
+            macs: Some(self.macs),
+            params: Some(self.params),
+            peak_op: self.peak_layer.and_then(|i| self.layers.get(i)).map(|l| l.name.clone()),
+            precision: None,
+            mcu: None,
+            detail,
         }
-        Feasibility { violations }
     }
 }
 

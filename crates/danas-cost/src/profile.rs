@@ -156,6 +156,11 @@ pub fn catalogue() -> Vec<Profile> {
 }
 
 impl Profile {
+    /// The board's limits: its SRAM, flash and optional latency limit.
+    pub fn limits(&self) -> crate::Limits {
+        crate::Limits { ram_bytes: self.sram_bytes, flash_bytes: self.flash_bytes, latency_ms: self.max_latency_ms }
+    }
+
     /// The catalogue profile called `name` (case-insensitive).
     ///
     /// # Errors

@@ -110,17 +110,17 @@ fn feasibility_lists_every_violation() {
     let mut p = Profile::builtin("rpi-pico").unwrap();
     p.max_latency_ms = Some(1.0);
     let c = estimate_candidate(&cand(224, Color::Rgb, 1.0, [3, 4, 3, 3, 1]), 2, &p, Precision::Int8).unwrap();
-    let f = c.check(&Limits::from_profile(&p));
-    assert!(!f.fits());
-    let kinds: Vec<Resource> = f.violations.iter().map(|v| v.resource).collect();
-    assert_eq!(kinds, vec![Resource::Ram, Resource::Flash, Resource::Latency]);
-    for v in &f.violations {
-        assert!((v.excess - (v.actual - v.limit)).abs() < 1e-6 && v.excess > 0.0);
+    let f = c.check(&p.limits());
+    assert!(!f.is_feasible());
+    let kinds: Vec<&str> = f.violations().iter().map(|v| v.metric.as_str()).collect();
+    assert_eq!(kinds, vec!["arena_bytes", "flash_bytes", "latency_ms"]);
+    for v in f.violations() {
+        assert!(v.value > v.limit && v.relative() > 0.0);
         assert!(!v.to_string().is_empty());
     }
     let small = estimate_candidate(&cand(32, Color::Grayscale, 0.1, [1, 0, 0, 0, 0]), 2, &p, Precision::Int8).unwrap();
-    let lim = Limits { latency_ms: None, ..Limits::from_profile(&p) };
-    assert!(small.check(&lim).fits());
+    let lim = Limits { latency_ms: None, ..p.limits() };
+    assert!(small.check(&lim).is_feasible());
 }
 
 #[test]

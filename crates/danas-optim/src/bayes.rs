@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::gp::{Gp, GpHyper, default_grid, expected_improvement, norm_cdf};
 use crate::optimizer::{propose_with, rng_from, rng_serde};
 use crate::{
-    Ledger, Limit, Objective, OptimError, Optimizer, Oracle, Outcome, Proposal, Scalarization, TrialId, Violation,
+    Ledger, Limits, Objective, OptimError, Optimizer, Oracle, Outcome, Proposal, Scalarization, TrialId,
     ensure_nonempty, total_violation,
 };
 
@@ -30,8 +30,8 @@ pub enum BayesMode {
     ParEgo {
         /// The objectives.
         objectives: Vec<Objective>,
-        /// Hard limits.
-        limits: Vec<Limit>,
+        /// Hard limits (none when `None`).
+        limits: Option<Limits>,
     },
 }
 
@@ -152,12 +152,11 @@ impl Bayesian {
     }
 
     fn observe(&self, genome: Genome, outcome: &Outcome) -> Result<Option<Obs>, OptimError> {
-        let limits_violation = |limits: &[Limit], m: &crate::Metrics| -> Result<f64, OptimError> {
-            let mut v: Vec<Violation> = Vec::new();
-            for l in limits {
-                v.extend(l.check(m)?);
-            }
-            Ok(total_violation(&v))
+        let limits_violation = |limits: &Option<Limits>, m: &crate::Metrics| -> Result<f64, OptimError> {
+            Ok(match limits {
+                Some(l) => total_violation(l.check_metrics(m)?.violations()),
+                None => 0.0,
+            })
         };
         Ok(match (outcome, &self.cfg.mode) {
             (Outcome::Failed(_), _) => None,

@@ -76,6 +76,16 @@ pub enum OptimError {
     Space(#[from] danas_space::SpaceError),
 }
 
+impl From<danas_core::MetricError> for OptimError {
+    fn from(e: danas_core::MetricError) -> Self {
+        match e {
+            danas_core::MetricError::NonFinite { metric, value } => OptimError::NonFiniteMetric { metric, value },
+            danas_core::MetricError::Missing { metric, available } => OptimError::MissingMetric { metric, available },
+            other => OptimError::MissingMetric { metric: other.to_string(), available: String::new() },
+        }
+    }
+}
+
 impl OptimError {
     pub(crate) fn config(field: impl Into<String>, value: impl ToString, reason: impl Into<String>) -> Self {
         OptimError::InvalidConfig { field: field.into(), value: value.to_string(), reason: reason.into() }

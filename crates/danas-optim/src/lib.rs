@@ -28,7 +28,7 @@
 //! let mut opt = AgingEvolution::new(Arc::new(MbSpace::paper()), 42);
 //! for _ in 0..5 {
 //!     for p in opt.ask(4)? {
-//!         let metrics = Metrics::new().with("accuracy", 0.5).with("ram_bytes", 1e5).with("flash_bytes", 1e6);
+//!         let metrics = Metrics::new().with("val_accuracy", 0.5).with("arena_bytes", 1e5).with("flash_bytes", 1e6);
 //!         opt.tell(p.id, Outcome::Complete(metrics))?;
 //!     }
 //! }
@@ -52,7 +52,7 @@ pub use error::OptimError;
 pub use evolution::{AgingConfig, AgingEvolution, Member, PaperGa, PaperGaConfig};
 pub use nsga2::{MoMember, Nsga2, Nsga2Config};
 pub use objective::{
-    Direction, Feasibility, Fitness, Limit, Metrics, Objective, Oracle, Outcome, Scalarization, Violation, names,
+    Direction, Feasibility, Fitness, Limits, Metrics, Objective, Oracle, Outcome, Scalarization, Violation, names,
     total_violation,
 };
 pub use optimizer::{

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::optimizer::{propose_with, rng_from, rng_serde};
 use crate::pareto::{crowding_distance, ranks};
 use crate::{
-    Ledger, Limit, Objective, OptimError, Optimizer, Oracle, Outcome, Proposal, TrialId, Violation, ensure_nonempty,
+    Ledger, Limits, Objective, OptimError, Optimizer, Oracle, Outcome, Proposal, TrialId, ensure_nonempty,
     total_violation,
 };
 
@@ -24,7 +24,7 @@ pub struct Nsga2Config {
     /// The objectives (default: maximise accuracy, minimise RAM and flash).
     pub objectives: Vec<Objective>,
     /// Hard limits checked on told metrics (default: the paper's 512 KiB / 2 MiB).
-    pub limits: Vec<Limit>,
+    pub limits: Option<Limits>,
     /// Population size (default 20).
     pub population: usize,
     /// Probability that a child is a crossover of two parents before mutation (default 0.9).
@@ -42,7 +42,7 @@ impl Default for Nsga2Config {
     fn default() -> Self {
         Self {
             objectives: Objective::accuracy_ram_flash(),
-            limits: Limit::paper(),
+            limits: Some(Limits::paper()),
             population: 20,
             crossover_prob: 0.9,
             weights: GroupWeights::PAPER,
@@ -73,10 +73,10 @@ impl Nsga2Config {
         if self.max_mutations == 0 {
             return Err(OptimError::config("max_mutations", 0, "must be at least 1"));
         }
-        for (i, l) in self.limits.iter().enumerate() {
-            if !(l.max.is_finite() && l.max > 0.0) {
-                return Err(OptimError::config(format!("limits[{i}].max"), l.max, "must be finite and > 0"));
-            }
+        if let Some(l) = &self.limits
+            && (l.ram_bytes == 0 || l.flash_bytes == 0 || l.latency_ms.is_some_and(|v| !(v.is_finite() && v > 0.0)))
+        {
+            return Err(OptimError::config("limits", format!("{l:?}"), "every limit must be > 0"));
         }
         Ok(())
     }
@@ -154,11 +154,11 @@ impl Nsga2 {
         match outcome {
             Outcome::Complete(m) => {
                 let losses = self.cfg.objectives.iter().map(|o| o.loss(m)).collect::<Result<Vec<_>, _>>()?;
-                let mut v: Vec<Violation> = Vec::new();
-                for l in &self.cfg.limits {
-                    v.extend(l.check(m)?);
-                }
-                Ok(Some(MoMember { genome, losses, violation: total_violation(&v) }))
+                let violation = match &self.cfg.limits {
+                    Some(l) => total_violation(l.check_metrics(m)?.violations()),
+                    None => 0.0,
+                };
+                Ok(Some(MoMember { genome, losses, violation }))
             }
             Outcome::Infeasible(v) => Ok(Some(MoMember {
                 genome,

@@ -1,6 +1,5 @@
 //! Objectives, outcomes, feasibility and scalarisation strategies.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use danas_space::Genome;
@@ -8,58 +7,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::OptimError;
 
-/// Conventional metric names used by danas (any other name works too).
+pub use danas_core::{Feasibility, Limits, Metrics, Violation};
+
+/// The metric names optimisers' objectives use: danas-core's [`danas_core::metric`]
+/// names, the ones the search loop tells (any other name works too).
 pub mod names {
+    use danas_core::metric;
     /// Validation accuracy in [0, 1] (maximise).
-    pub const ACCURACY: &str = "accuracy";
+    pub const ACCURACY: &str = metric::VAL_ACCURACY;
     /// Validation precision in [0, 1] (maximise).
-    pub const PRECISION: &str = "precision";
+    pub const PRECISION: &str = metric::VAL_PRECISION;
     /// Validation recall in [0, 1] (maximise).
-    pub const RECALL: &str = "recall";
-    /// Peak RAM in bytes (minimise).
-    pub const RAM: &str = "ram_bytes";
+    pub const RECALL: &str = metric::VAL_RECALL;
+    /// The tensor arena (peak RAM) in bytes (minimise).
+    pub const RAM: &str = metric::ARENA_BYTES;
     /// Flash in bytes (minimise).
-    pub const FLASH: &str = "flash_bytes";
+    pub const FLASH: &str = metric::FLASH_BYTES;
     /// Latency in milliseconds (minimise).
-    pub const LATENCY: &str = "latency_ms";
-}
-
-/// Named metric values of one evaluated trial (accuracy, RAM, …).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Metrics(pub BTreeMap<String, f64>);
-
-impl Metrics {
-    /// No metrics.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds (or replaces) a metric, builder style.
-    pub fn with(mut self, name: impl Into<String>, value: f64) -> Self {
-        self.0.insert(name.into(), value);
-        self
-    }
-
-    /// Adds (or replaces) a metric.
-    pub fn insert(&mut self, name: impl Into<String>, value: f64) {
-        self.0.insert(name.into(), value);
-    }
-
-    /// A metric's value.
-    ///
-    /// # Errors
-    /// [`OptimError::MissingMetric`] when absent, [`OptimError::NonFiniteMetric`] when NaN or infinite.
-    pub fn get(&self, name: &str) -> Result<f64, OptimError> {
-        match self.0.get(name) {
-            Some(v) if v.is_finite() => Ok(*v),
-            Some(v) => Err(OptimError::NonFiniteMetric { metric: name.to_string(), value: *v }),
-            None => Err(OptimError::MissingMetric {
-                metric: name.to_string(),
-                available: self.0.keys().cloned().collect::<Vec<_>>().join(", "),
-            }),
-        }
-    }
+    pub const LATENCY: &str = metric::LATENCY_MS;
 }
 
 /// Whether larger or smaller values are better.
@@ -110,58 +75,6 @@ impl Objective {
     }
 }
 
-/// An upper limit on a metric (e.g. `ram_bytes ≤ 524288`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Limit {
-    /// The metric.
-    pub metric: String,
-    /// Largest allowed value.
-    pub max: f64,
-}
-
-impl Limit {
-    /// A limit `metric ≤ max`.
-    pub fn new(metric: impl Into<String>, max: f64) -> Self {
-        Self { metric: metric.into(), max }
-    }
-
-    /// The paper's limits: 512 KiB RAM and 2 MiB flash.
-    pub fn paper() -> Vec<Limit> {
-        vec![Limit::new(names::RAM, 512.0 * 1024.0), Limit::new(names::FLASH, 2.0 * 1024.0 * 1024.0)]
-    }
-
-    /// The violation of this limit by `m`, if any.
-    ///
-    /// # Errors
-    /// When the metric is missing or not finite.
-    pub fn check(&self, m: &Metrics) -> Result<Option<Violation>, OptimError> {
-        let v = m.get(&self.metric)?;
-        Ok((v > self.max).then(|| Violation { metric: self.metric.clone(), value: v, limit: self.max }))
-    }
-}
-
-/// One broken limit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Violation {
-    /// The metric, e.g. `ram_bytes`.
-    pub metric: String,
-    /// Its value.
-    pub value: f64,
-    /// The limit it exceeds.
-    pub limit: f64,
-}
-
-impl Violation {
-    /// Relative excess `max(value − limit, 0) / limit` (1 when the limit is not positive).
-    pub fn relative(&self) -> f64 {
-        if self.limit > 0.0 && self.value.is_finite() {
-            ((self.value - self.limit).max(0.0) / self.limit).max(0.0)
-        } else {
-            1.0
-        }
-    }
-}
-
 /// Total relative violation, at least a small positive number when `v` is not empty.
 pub fn total_violation(v: &[Violation]) -> f64 {
     if v.is_empty() { 0.0 } else { v.iter().map(Violation::relative).sum::<f64>().max(1e-9) }
@@ -177,22 +90,6 @@ pub enum Outcome {
     Infeasible(Vec<Violation>),
     /// The evaluation failed (crash, divergence…); the reason.
     Failed(String),
-}
-
-/// The answer of a feasibility oracle.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Feasibility {
-    /// Within every limit.
-    Feasible,
-    /// Breaks these limits.
-    Infeasible(Vec<Violation>),
-}
-
-impl Feasibility {
-    /// Whether feasible.
-    pub fn is_feasible(&self) -> bool {
-        matches!(self, Feasibility::Feasible)
-    }
 }
 
 /// A cheap check (typically the cost model's limit check) that tells, before any
@@ -243,17 +140,26 @@ pub enum Scalarization {
     Constrained {
         /// The objective (usually maximise accuracy).
         objective: Objective,
-        /// The limits.
-        limits: Vec<Limit>,
+        /// The limits (none when `None`).
+        limits: Option<Limits>,
     },
     /// A weighted sum of objectives (maximised ones add, minimised ones subtract),
     /// with optional hard limits.
     Weighted {
         /// Objectives and their non-negative weights.
         terms: Vec<(Objective, f64)>,
-        /// Hard limits.
-        limits: Vec<Limit>,
+        /// Hard limits (none when `None`).
+        limits: Option<Limits>,
     },
+}
+
+fn check_limits(l: &Limits) -> Result<(), OptimError> {
+    let pos = |field: &str, v: f64| {
+        if v.is_finite() && v > 0.0 { Ok(()) } else { Err(OptimError::config(field, v, "must be finite and > 0")) }
+    };
+    pos("limits.ram_bytes", l.ram_bytes as f64)?;
+    pos("limits.flash_bytes", l.flash_bytes as f64)?;
+    l.latency_ms.map_or(Ok(()), |v| pos("limits.latency_ms", v))
 }
 
 impl Scalarization {
@@ -264,7 +170,7 @@ impl Scalarization {
 
     /// Maximise accuracy under the paper's hard limits.
     pub fn constrained_paper() -> Self {
-        Scalarization::Constrained { objective: Objective::maximize(names::ACCURACY), limits: Limit::paper() }
+        Scalarization::Constrained { objective: Objective::maximize(names::ACCURACY), limits: Some(Limits::paper()) }
     }
 
     /// Checks the settings.
@@ -280,9 +186,7 @@ impl Scalarization {
                 pos("ram_limit", *ram_limit)?;
                 pos("flash_limit", *flash_limit)
             }
-            Scalarization::Constrained { limits, .. } => {
-                limits.iter().enumerate().try_for_each(|(i, l)| pos(&format!("limits[{i}].max"), l.max))
-            }
+            Scalarization::Constrained { limits, .. } => limits.as_ref().map_or(Ok(()), check_limits),
             Scalarization::Weighted { terms, limits } => {
                 if terms.is_empty() {
                     return Err(OptimError::config("terms", "[]", "needs at least one objective"));
@@ -292,7 +196,7 @@ impl Scalarization {
                         return Err(OptimError::config(format!("terms[{i}].weight"), w, "must be finite and >= 0"));
                     }
                 }
-                limits.iter().enumerate().try_for_each(|(i, l)| pos(&format!("limits[{i}].max"), l.max))
+                limits.as_ref().map_or(Ok(()), check_limits)
             }
         }
     }
@@ -302,14 +206,11 @@ impl Scalarization {
     /// # Errors
     /// When a needed metric is missing or not finite.
     pub fn fitness(&self, m: &Metrics) -> Result<Fitness, OptimError> {
-        let violations = |limits: &[Limit]| -> Result<Vec<Violation>, OptimError> {
-            let mut v = Vec::new();
-            for l in limits {
-                if let Some(x) = l.check(m)? {
-                    v.push(x);
-                }
+        let violation = |limits: Option<&Limits>| -> Result<f64, OptimError> {
+            match limits {
+                Some(l) => Ok(total_violation(l.check_metrics(m)?.violations())),
+                None => Ok(0.0),
             }
-            Ok(v)
         };
         match self {
             Scalarization::Paper { ram_limit, flash_limit } => {
@@ -323,14 +224,14 @@ impl Scalarization {
             }
             Scalarization::Constrained { objective, limits } => {
                 let score = -objective.loss(m)?;
-                Ok(Fitness { violation: total_violation(&violations(limits)?), score })
+                Ok(Fitness { violation: violation(limits.as_ref())?, score })
             }
             Scalarization::Weighted { terms, limits } => {
                 let mut score = 0.0;
                 for (o, w) in terms {
                     score -= w * o.loss(m)?;
                 }
-                Ok(Fitness { violation: total_violation(&violations(limits)?), score })
+                Ok(Fitness { violation: violation(limits.as_ref())?, score })
             }
         }
     }
@@ -378,7 +279,7 @@ mod tests {
     fn constrained_marks_over_limit_infeasible_and_orders() {
         let s = Scalarization::Constrained {
             objective: Objective::maximize(names::ACCURACY),
-            limits: vec![Limit::new(names::RAM, 100.0)],
+            limits: Some(Limits { ram_bytes: 100, flash_bytes: 1 << 40, latency_ms: None }),
         };
         let ok = s.fitness(&m(0.6, 90.0, 0.0)).unwrap();
         let bad = s.fitness(&m(0.9, 120.0, 0.0)).unwrap();
@@ -393,19 +294,19 @@ mod tests {
     fn weighted_sums_signed_terms() {
         let s = Scalarization::Weighted {
             terms: vec![(Objective::maximize(names::ACCURACY), 2.0), (Objective::minimize(names::RAM), 0.5)],
-            limits: vec![],
+            limits: None,
         };
         assert!((s.fitness(&m(0.5, 2.0, 0.0)).unwrap().score - 0.0).abs() < 1e-12);
         assert!(s.validate().is_ok());
-        let bad = Scalarization::Weighted { terms: vec![], limits: vec![] };
+        let bad = Scalarization::Weighted { terms: vec![], limits: None };
         assert!(matches!(bad.validate(), Err(OptimError::InvalidConfig { .. })));
     }
 
     #[test]
     fn missing_metric_is_a_typed_error() {
         let s = Scalarization::paper();
-        let e = s.fitness(&Metrics::new().with("accuracy", 0.3)).unwrap_err();
-        assert!(matches!(e, OptimError::MissingMetric { ref metric, .. } if metric == "precision"), "{e}");
+        let e = s.fitness(&Metrics::new().with(names::ACCURACY, 0.3)).unwrap_err();
+        assert!(matches!(e, OptimError::MissingMetric { ref metric, .. } if metric == names::PRECISION), "{e}");
         let e = s.fitness(&m(f64::NAN, 1.0, 1.0)).unwrap_err();
         assert!(matches!(e, OptimError::NonFiniteMetric { .. }));
     }
@@ -416,7 +317,7 @@ mod tests {
         assert_eq!(s.outcome_fitness(&Outcome::Failed("boom".into())).unwrap(), None);
         let inf = s
             .outcome_fitness(&Outcome::Infeasible(vec![Violation {
-                metric: "ram_bytes".into(),
+                metric: names::RAM.into(),
                 value: 2.0,
                 limit: 1.0,
             }]))

@@ -306,6 +306,31 @@ impl Journal {
         Ok(proposals)
     }
 
+    /// The outcome told for each trial, in tell order.
+    pub fn told(&self) -> BTreeMap<TrialId, Outcome> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Tell { id, outcome } => Some((*id, outcome.clone())),
+                Event::Ask { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Proposals asked for and never told: what a resumed search must evaluate first.
+    pub fn untold(&self) -> Vec<Proposal> {
+        let told = self.told();
+        self.events
+            .iter()
+            .flat_map(|e| match e {
+                Event::Ask { proposals, .. } => proposals.as_slice(),
+                Event::Tell { .. } => &[],
+            })
+            .filter(|p| !told.contains_key(&p.id))
+            .cloned()
+            .collect()
+    }
+
     /// Calls `opt.tell(id, outcome)` and records it when it succeeds.
     ///
     /// # Errors

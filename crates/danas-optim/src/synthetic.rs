@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use danas_core::{Candidate, Color};
 use danas_space::{CandidateSpace, Genome, SearchSpace};
 
-use crate::{Feasibility, Limit, Metrics, OptimError, Oracle, Outcome, Violation, names};
+use crate::{Feasibility, Limits, Metrics, OptimError, Oracle, Outcome, Violation, names};
 
 /// A deterministic accuracy model: accuracy rises with resolution, width (α) and
 /// depth with diminishing returns, colour helps more at higher resolutions, plus
@@ -108,7 +108,7 @@ pub fn stand_in_cost() -> CostFn {
 pub struct SyntheticProblem<S> {
     space: Arc<S>,
     cost: CostFn,
-    limits: Vec<Limit>,
+    limits: Limits,
     cache: Mutex<HashMap<Genome, CostResult>>,
 }
 
@@ -117,7 +117,7 @@ type CostResult = Result<(f64, f64), String>;
 
 impl<S: CandidateSpace + 'static> SyntheticProblem<S> {
     /// A problem over `space` with `cost` under `limits` (on `ram_bytes` / `flash_bytes`).
-    pub fn new(space: S, cost: CostFn, limits: Vec<Limit>) -> Self {
+    pub fn new(space: S, cost: CostFn, limits: Limits) -> Self {
         Self { space: Arc::new(space), cost, limits, cache: Mutex::new(HashMap::new()) }
     }
 
@@ -127,7 +127,7 @@ impl<S: CandidateSpace + 'static> SyntheticProblem<S> {
     }
 
     /// The limits.
-    pub fn limits(&self) -> &[Limit] {
+    pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
@@ -151,8 +151,7 @@ impl<S: CandidateSpace + 'static> SyntheticProblem<S> {
     }
 
     fn violations(&self, ram: f64, flash: f64) -> Vec<Violation> {
-        let m = Metrics::new().with(names::RAM, ram).with(names::FLASH, flash);
-        self.limits.iter().filter_map(|l| l.check(&m).ok().flatten()).collect()
+        self.limits.check_values(ram, flash, None).violations().to_vec()
     }
 
     /// Whether a genome is within the limits.
@@ -355,10 +354,9 @@ pub fn compare_strategies<S: CandidateSpace + 'static>(
     Ok(out)
 }
 
-/// The RAM and flash limits among `limits` (infinite when absent).
-fn limit_pair(limits: &[Limit]) -> (f64, f64) {
-    let find = |name: &str| limits.iter().find(|l| l.metric == name).map_or(f64::INFINITY, |l| l.max);
-    (find(names::RAM), find(names::FLASH))
+/// The RAM and flash limits.
+fn limit_pair(limits: &Limits) -> (f64, f64) {
+    (limits.ram_bytes as f64, limits.flash_bytes as f64)
 }
 
 #[cfg(test)]
@@ -400,7 +398,7 @@ mod tests {
 
     #[test]
     fn problem_gates_on_limits_and_oracle_agrees() {
-        let p = Arc::new(SyntheticProblem::new(MbSpace::paper(), stand_in_cost(), Limit::paper()));
+        let p = Arc::new(SyntheticProblem::new(MbSpace::paper(), stand_in_cost(), Limits::paper()));
         let space = p.space();
         let oracle = p.oracle();
         let l = Landscape::new(1);
@@ -428,7 +426,7 @@ mod tests {
     fn run_summary_counts_and_hypervolume() {
         let t = |id: u64, o: Outcome| crate::Trial { id: crate::TrialId(id), genome: Genome(vec![]), outcome: o };
         let m = |acc: f64, ram: f64, flash: f64| {
-            Outcome::Complete(Metrics::new().with("accuracy", acc).with("ram_bytes", ram).with("flash_bytes", flash))
+            Outcome::Complete(Metrics::new().with(names::ACCURACY, acc).with(names::RAM, ram).with(names::FLASH, flash))
         };
         let trials = vec![t(0, m(0.8, 50.0, 50.0)), t(1, m(0.9, 150.0, 10.0)), t(2, Outcome::Failed("x".into()))];
         let s = summarize_run(&trials, 100.0, 100.0, 0.0).unwrap();
@@ -444,7 +442,7 @@ mod tests {
 
     #[test]
     fn compare_runs_every_strategy_and_reports() {
-        let p = Arc::new(SyntheticProblem::new(MbSpace::demo(), stand_in_cost(), Limit::paper()));
+        let p = Arc::new(SyntheticProblem::new(MbSpace::demo(), stand_in_cost(), Limits::paper()));
         let r = compare_strategies(&p, &crate::STRATEGIES, &[1, 2], 15, 3, true, 0.5).unwrap();
         assert_eq!(r.len(), 5);
         for s in &r {

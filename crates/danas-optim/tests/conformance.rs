@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use danas_optim::{
-    AgingEvolution, BayesConfig, BayesMode, Bayesian, Feasibility, Limit, Nsga2, Objective, Oracle, PaperGa,
+    AgingEvolution, BayesConfig, BayesMode, Bayesian, Feasibility, Limits, Nsga2, Objective, Oracle, PaperGa,
     RandomSearch, optimizer_conformance,
 };
 use danas_space::Genome;
@@ -32,7 +32,7 @@ optimizer_conformance!(bayesian, |space, seed| Bayesian::new(space, seed));
 optimizer_conformance!(bayesian_oracle, |space, seed| Bayesian::new(space, seed).with_oracle(oracle()));
 optimizer_conformance!(bayesian_parego, |space, seed| {
     let cfg = BayesConfig {
-        mode: BayesMode::ParEgo { objectives: Objective::accuracy_ram_flash(), limits: Limit::paper() },
+        mode: BayesMode::ParEgo { objectives: Objective::accuracy_ram_flash(), limits: Some(Limits::paper()) },
         ..BayesConfig::default()
     };
     Bayesian::with_config(space, cfg, seed).unwrap()

@@ -171,7 +171,7 @@ fn bayesian_finds_the_peak_of_a_smooth_function() {
         let cfg = BayesConfig {
             mode: BayesMode::Scalar(Scalarization::Constrained {
                 objective: Objective::maximize(names::ACCURACY),
-                limits: vec![],
+                limits: None,
             }),
             ..BayesConfig::default()
         };

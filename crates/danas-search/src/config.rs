@@ -10,7 +10,6 @@ use danas_cost::{Limits, Profile};
 use danas_space::{CandidateSpace, MbSpace, SearchSpace};
 use serde::{Deserialize, Serialize};
 
-use crate::report::ReportLimits;
 use crate::{Budget, CostModelGate, SearchError};
 
 /// Supernet training settings.
@@ -164,11 +163,6 @@ pub const DEFAULT_BUDGET: &str = "4m";
 /// The trial budget when neither `budget` nor `max_trials` is set.
 pub const DEFAULT_MAX_TRIALS: u64 = 60;
 
-/// The paper's limits.
-pub const PAPER_RAM_KIB: f64 = 512.0;
-/// The paper's limits.
-pub const PAPER_FLASH_KIB: f64 = 2048.0;
-
 /// Known optimiser names.
 pub const STRATEGIES: [&str; 5] = ["random", "paper-ga", "aging-evolution", "nsga2", "bayesian"];
 
@@ -298,22 +292,9 @@ impl SearchConfig {
             return Err(bad("latency_ms", l, "must be > 0"));
         }
         Ok(Limits {
-            ram_bytes: kib("ram_kib", self.ram_kib, PAPER_RAM_KIB)?,
-            flash_bytes: kib("flash_kib", self.flash_kib, PAPER_FLASH_KIB)?,
+            ram_bytes: kib("ram_kib", self.ram_kib, Limits::PAPER_RAM_KIB as f64)?,
+            flash_bytes: kib("flash_kib", self.flash_kib, Limits::PAPER_FLASH_KIB as f64)?,
             latency_ms: self.latency_ms,
-        })
-    }
-
-    /// The limits for reports.
-    ///
-    /// # Errors
-    /// As [`SearchConfig::limits`].
-    pub fn report_limits(&self) -> Result<ReportLimits, SearchError> {
-        let l = self.limits()?;
-        Ok(ReportLimits {
-            ram_bytes: Some(l.ram_bytes as f64),
-            flash_bytes: Some(l.flash_bytes as f64),
-            latency_ms: l.latency_ms,
         })
     }
 
@@ -510,8 +491,7 @@ impl SearchConfig {
             .parallel(self.parallel)
             .out_dir(dir)
             .final_top_k(self.final_top_k)
-            .config(config)
-            .limits(self.report_limits()?))
+            .config(config))
     }
 
     /// Rebuilds the search of an existing study from its journaled config.

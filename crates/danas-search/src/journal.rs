@@ -2,15 +2,21 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use danas_core::Candidate;
+use danas_core::{Candidate, Costs, Metrics};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::SearchError;
 
-/// Version of the study file layout; stored in the file, checked on open.
-pub const STUDY_FORMAT: i64 = 2;
+/// Version of the study file layout; stored in the file, checked on open. Format 2
+/// studies (danas before typed trials: costs and metrics as free JSON, the final
+/// stage's checkpoint and model folder inside the metrics) are migrated on
+/// [`Journal::open`] and read as they are by [`Journal::open_read_only`].
+pub const STUDY_FORMAT: i64 = 3;
+
+/// The oldest study format this danas reads (and migrates).
+const OLDEST_FORMAT: i64 = 2;
 
 /// What happened to a trial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,10 +72,14 @@ pub struct TrialRecord {
     pub status: TrialStatus,
     /// The seed its evaluation used.
     pub seed: u64,
-    /// Resource estimates (JSON object), when computed.
-    pub costs: Option<Value>,
-    /// Evaluation metrics (JSON object), when evaluated.
-    pub metrics: Option<Value>,
+    /// The cost gate's estimates, when computed.
+    pub costs: Option<Costs>,
+    /// Evaluation metrics (validation; the final stage adds test metrics), when evaluated.
+    pub metrics: Option<Metrics>,
+    /// The network the final stage trained, relative to the results directory.
+    pub final_checkpoint: Option<String>,
+    /// The deployable model folder the final stage wrote, relative to the results directory.
+    pub model_dir: Option<String>,
     /// Why it is infeasible or failed.
     pub message: Option<String>,
     /// Unix time it started.
@@ -89,13 +99,20 @@ pub struct TrialEnd<'a> {
     /// Final status.
     pub status: TrialStatus,
     /// Resource estimates.
-    pub costs: Option<&'a Value>,
+    pub costs: Option<&'a Costs>,
     /// Evaluation metrics.
-    pub metrics: Option<&'a Value>,
+    pub metrics: Option<&'a Metrics>,
     /// Why infeasible or failed.
     pub message: Option<&'a str>,
     /// Seconds spent evaluating.
     pub eval_seconds: Option<f64>,
+}
+
+impl<'a> TrialEnd<'a> {
+    /// A failed trial's end: why, with the costs when the gate got that far.
+    pub fn failed(costs: Option<&'a Costs>, message: &'a str, eval_seconds: Option<f64>) -> Self {
+        Self { status: TrialStatus::Failed, costs, metrics: None, message: Some(message), eval_seconds }
+    }
 }
 
 /// A trained supernet, by data configuration.
@@ -123,6 +140,8 @@ pub struct Journal {
     conn: Connection,
     path: PathBuf,
     _lock: Option<File>,
+    /// The study format of the file as opened.
+    format: i64,
 }
 
 /// Seconds since the Unix epoch.
@@ -144,7 +163,9 @@ CREATE TABLE trials (
     started_at REAL NOT NULL,
     finished_at REAL,
     eval_seconds REAL,
-    elapsed_at REAL
+    elapsed_at REAL,
+    final_checkpoint TEXT,
+    model_dir TEXT
 );
 CREATE TABLE supernets (data_key TEXT PRIMARY KEY, path TEXT NOT NULL, train_seconds REAL NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE optimizer_events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL);
@@ -192,7 +213,7 @@ impl Journal {
         }
         let lock = Self::lock(path)?;
         let conn = Self::connect(path)?;
-        let j = Self { conn, path: path.to_path_buf(), _lock: Some(lock) };
+        let j = Self { conn, path: path.to_path_buf(), _lock: Some(lock), format: STUDY_FORMAT };
         j.conn.execute_batch(SCHEMA).map_err(j.db())?;
         j.set_meta("format", &STUDY_FORMAT.to_string())?;
         j.set_meta("created_at", &now().to_string())?;
@@ -211,9 +232,46 @@ impl Journal {
         Self::check_header(path)?;
         let lock = Self::lock(path)?;
         let conn = Self::connect(path)?;
-        let j = Self { conn, path: path.to_path_buf(), _lock: Some(lock) };
-        j.check_format()?;
+        let mut j = Self { conn, path: path.to_path_buf(), _lock: Some(lock), format: STUDY_FORMAT };
+        if j.check_format()? < STUDY_FORMAT {
+            j.migrate()?;
+        }
         Ok(j)
+    }
+
+    /// Rewrites a format-2 study as format 3, in one transaction: typed costs and
+    /// metrics, the final stage's checkpoint and model folder in their own columns.
+    fn migrate(&mut self) -> Result<(), SearchError> {
+        let rows = self.select_trials(None)?;
+        let path = self.path.clone();
+        let db = |source| SearchError::Db { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute_batch(
+            "ALTER TABLE trials ADD COLUMN final_checkpoint TEXT; ALTER TABLE trials ADD COLUMN model_dir TEXT;",
+        )
+        .map_err(db)?;
+        for t in &rows {
+            tx.execute(
+                "UPDATE trials SET costs = ?2, metrics = ?3, final_checkpoint = ?4, model_dir = ?5 WHERE id = ?1",
+                params![
+                    t.id as i64,
+                    t.costs.as_ref().map(to_json),
+                    t.metrics.as_ref().map(to_json),
+                    t.final_checkpoint,
+                    t.model_dir
+                ],
+            )
+            .map_err(db)?;
+        }
+        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'format'", [STUDY_FORMAT.to_string()]).map_err(db)?;
+        tx.execute(
+            "INSERT INTO events (time, kind, message) VALUES (?1, 'migrate', ?2)",
+            params![now(), format!("study format {OLDEST_FORMAT} -> {STUDY_FORMAT}, {} trials", rows.len())],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.format = STUDY_FORMAT;
+        Ok(())
     }
 
     /// Opens a study for reading only, without taking its lock: safe while another
@@ -227,7 +285,7 @@ impl Journal {
         let db = |source| SearchError::Db { path: path.to_path_buf(), source };
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
-        let j = Self { conn, path: path.to_path_buf(), _lock: None };
+        let mut j = Self { conn, path: path.to_path_buf(), _lock: None, format: STUDY_FORMAT };
         j.check_format()?;
         Ok(j)
     }
@@ -247,7 +305,8 @@ impl Journal {
         Ok(())
     }
 
-    fn check_format(&self) -> Result<(), SearchError> {
+    /// Checks the study format and remembers it; returns it.
+    fn check_format(&mut self) -> Result<i64, SearchError> {
         let not = |reason: String| SearchError::NotAStudy { path: self.path.clone(), reason };
         let format: Option<String> = self
             .conn
@@ -255,8 +314,13 @@ impl Journal {
             .optional()
             .map_err(|e| not(format!("no danas meta table ({e})")))?;
         match format.as_deref().map(str::parse::<i64>) {
-            Some(Ok(STUDY_FORMAT)) => Ok(()),
-            Some(Ok(v)) => Err(not(format!("study format {v}, this danas reads format {STUDY_FORMAT}"))),
+            Some(Ok(v)) if (OLDEST_FORMAT..=STUDY_FORMAT).contains(&v) => {
+                self.format = v;
+                Ok(v)
+            }
+            Some(Ok(v)) => {
+                Err(not(format!("study format {v}, this danas reads formats {OLDEST_FORMAT} to {STUDY_FORMAT}")))
+            }
             _ => Err(not("no study format in its meta table".into())),
         }
     }
@@ -339,8 +403,8 @@ impl Journal {
                 params![
                     id as i64,
                     end.status.as_str(),
-                    end.costs.map(Value::to_string),
-                    end.metrics.map(Value::to_string),
+                    end.costs.map(to_json),
+                    end.metrics.map(to_json),
                     end.message,
                     now(),
                     end.eval_seconds,
@@ -393,14 +457,24 @@ impl Journal {
             .collect()
     }
 
-    /// Replaces a finished trial's metrics (the final stage adds test metrics).
+    /// Records the final stage of a finished trial: its metrics with the test
+    /// metrics added, the trained network and the exported model folder.
     ///
     /// # Errors
     /// [`SearchError::UnknownTrial`]; database errors.
-    pub fn update_metrics(&self, id: u64, metrics: &Value) -> Result<(), SearchError> {
+    pub fn record_final(
+        &self,
+        id: u64,
+        metrics: &Metrics,
+        checkpoint: Option<&str>,
+        model_dir: Option<&str>,
+    ) -> Result<(), SearchError> {
         let n = self
             .conn
-            .execute("UPDATE trials SET metrics = ?2 WHERE id = ?1", params![id as i64, metrics.to_string()])
+            .execute(
+                "UPDATE trials SET metrics = ?2, final_checkpoint = ?3, model_dir = ?4 WHERE id = ?1",
+                params![id as i64, to_json(metrics), checkpoint, model_dir],
+            )
             .map_err(self.db())?;
         if n == 0 { Err(SearchError::UnknownTrial(id)) } else { Ok(()) }
     }
@@ -431,74 +505,84 @@ impl Journal {
     }
 
     fn select_trials(&self, only: Option<u64>) -> Result<Vec<TrialRecord>, SearchError> {
-        const COLUMNS: &str = "SELECT id, genome, candidate, status, seed, costs, metrics, message, started_at, finished_at, eval_seconds, elapsed_at FROM trials";
+        let finals = if self.format >= 3 { "final_checkpoint, model_dir" } else { "NULL, NULL" };
+        let columns = format!(
+            "SELECT id, genome, candidate, status, seed, costs, metrics, message, started_at, finished_at, eval_seconds, elapsed_at, {finals} FROM trials"
+        );
         let sql = match only {
-            Some(_) => format!("{COLUMNS} WHERE id = ?1"),
-            None => format!("{COLUMNS} ORDER BY id"),
+            Some(_) => format!("{columns} WHERE id = ?1"),
+            None => format!("{columns} ORDER BY id"),
         };
         let mut stmt = self.conn.prepare(&sql).map_err(self.db())?;
         let params: Vec<i64> = only.map(|id| id as i64).into_iter().collect();
-        type Row = (
-            i64,
-            String,
-            String,
-            String,
-            i64,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            f64,
-            Option<f64>,
-            Option<f64>,
-            Option<f64>,
-        );
         let rows: Vec<Row> = stmt
             .query_map(rusqlite::params_from_iter(params), |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                    r.get(11)?,
-                ))
+                Ok(Row {
+                    id: r.get(0)?,
+                    genome: r.get(1)?,
+                    candidate: r.get(2)?,
+                    status: r.get(3)?,
+                    seed: r.get(4)?,
+                    costs: r.get(5)?,
+                    metrics: r.get(6)?,
+                    message: r.get(7)?,
+                    started_at: r.get(8)?,
+                    finished_at: r.get(9)?,
+                    eval_seconds: r.get(10)?,
+                    elapsed_at: r.get(11)?,
+                    final_checkpoint: r.get(12)?,
+                    model_dir: r.get(13)?,
+                })
             })
             .map_err(self.db())?
             .collect::<Result<_, _>>()
             .map_err(self.db())?;
-        let json = |what: String, text: &str| -> Result<Value, SearchError> {
-            serde_json::from_str(text).map_err(|source| SearchError::Json { path: self.path.clone(), what, source })
+        rows.into_iter().map(|row| self.record(row)).collect()
+    }
+
+    /// A trial row as a typed record (format 2 rows are converted on the way).
+    fn record(&self, row: Row) -> Result<TrialRecord, SearchError> {
+        let id = row.id;
+        let bad = |what: &str, source: serde_json::Error| SearchError::Json {
+            path: self.path.clone(),
+            what: format!("trial {id} {what}"),
+            source,
         };
-        let mut out = Vec::with_capacity(rows.len());
-        for (id, genome, cand, status, seed, costs, metrics, message, started, finished, secs, elapsed_at) in rows {
-            let parse = |what: &str, text: &str| json(format!("trial {id} {what}"), text);
-            let status = TrialStatus::parse(&status).ok_or_else(|| SearchError::Json {
-                path: self.path.clone(),
-                what: format!("trial {id} status {status:?}"),
-                source: serde::de::Error::custom("unknown status"),
-            })?;
-            out.push(TrialRecord {
-                id: id as u64,
-                genome: from_value(&self.path, id, "genome", parse("genome", &genome)?)?,
-                candidate: from_value(&self.path, id, "candidate", parse("candidate", &cand)?)?,
-                status,
-                seed: seed as u64,
-                costs: costs.as_deref().map(|c| parse("costs", c)).transpose()?,
-                metrics: metrics.as_deref().map(|m| parse("metrics", m)).transpose()?,
-                message,
-                started_at: started,
-                finished_at: finished,
-                eval_seconds: secs,
-                elapsed_at,
-            });
+        let status = TrialStatus::parse(&row.status)
+            .ok_or_else(|| bad(&format!("status {:?}", row.status), serde::de::Error::custom("unknown status")))?;
+        let mut rec = TrialRecord {
+            id: id as u64,
+            genome: serde_json::from_str(&row.genome).map_err(|e| bad("genome", e))?,
+            candidate: serde_json::from_str(&row.candidate).map_err(|e| bad("candidate", e))?,
+            status,
+            seed: row.seed as u64,
+            costs: None,
+            metrics: None,
+            final_checkpoint: row.final_checkpoint,
+            model_dir: row.model_dir,
+            message: row.message,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            eval_seconds: row.eval_seconds,
+            elapsed_at: row.elapsed_at,
+        };
+        if self.format >= 3 {
+            rec.costs = row.costs.as_deref().map(serde_json::from_str).transpose().map_err(|e| bad("costs", e))?;
+            rec.metrics =
+                row.metrics.as_deref().map(serde_json::from_str).transpose().map_err(|e| bad("metrics", e))?;
+        } else {
+            let value = |text: Option<&str>, what: &str| -> Result<Option<Value>, SearchError> {
+                text.map(serde_json::from_str).transpose().map_err(|e| bad(what, e))
+            };
+            rec.costs = value(row.costs.as_deref(), "costs")?.as_ref().map(legacy::costs);
+            if let Some(m) = value(row.metrics.as_deref(), "metrics")? {
+                let (metrics, checkpoint, model_dir) = legacy::metrics(&m);
+                rec.metrics = Some(metrics);
+                rec.final_checkpoint = checkpoint;
+                rec.model_dir = model_dir;
+            }
         }
-        Ok(out)
+        Ok(rec)
     }
 
     /// Trials left `running` by an interrupted process.
@@ -579,14 +663,6 @@ impl Journal {
     }
 }
 
-fn from_value<T: serde::de::DeserializeOwned>(path: &Path, id: i64, what: &str, v: Value) -> Result<T, SearchError> {
-    serde_json::from_value(v).map_err(|source| SearchError::Json {
-        path: path.to_path_buf(),
-        what: format!("trial {id} {what}"),
-        source,
-    })
-}
-
 fn lock_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".lock");
@@ -596,4 +672,75 @@ fn lock_path(path: &Path) -> PathBuf {
 fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
     // Serialising plain data structures to a string cannot fail.
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// One row of the trials table, as stored.
+struct Row {
+    id: i64,
+    genome: String,
+    candidate: String,
+    status: String,
+    seed: i64,
+    costs: Option<String>,
+    metrics: Option<String>,
+    message: Option<String>,
+    started_at: f64,
+    finished_at: Option<f64>,
+    eval_seconds: Option<f64>,
+    elapsed_at: Option<f64>,
+    final_checkpoint: Option<String>,
+    model_dir: Option<String>,
+}
+
+/// Reading format-2 studies, whose costs and metrics were free JSON objects.
+mod legacy {
+    use danas_core::{Costs, Metrics};
+    use serde_json::Value;
+
+    /// Costs from a format-2 `costs` object: the known keys into their fields,
+    /// every other number into `detail` (`peak_layer`, an index, is dropped:
+    /// `peak_op` names the op).
+    pub(super) fn costs(v: &Value) -> Costs {
+        let mut c = Costs::default();
+        let Some(obj) = v.as_object() else { return c };
+        let bytes = |x: &Value| x.as_f64().map(|f| f.max(0.0).round() as u64);
+        for (k, x) in obj {
+            match k.as_str() {
+                "arena_bytes" => c.arena_bytes = bytes(x).unwrap_or(0),
+                "flash_bytes" => c.flash_bytes = bytes(x).unwrap_or(0),
+                "latency_ms" => c.latency_ms = x.as_f64(),
+                "macs" => c.macs = bytes(x),
+                "params" => c.params = bytes(x),
+                "peak_op" => c.peak_op = x.as_str().map(str::to_string),
+                "precision" => c.precision = x.as_str().and_then(|p| p.parse().ok()),
+                "mcu" => c.mcu = x.as_str().map(str::to_string),
+                "peak_layer" => {}
+                _ => {
+                    if let Some(f) = x.as_f64() {
+                        c.detail.insert(k.clone(), f);
+                    }
+                }
+            }
+        }
+        c
+    }
+
+    /// Metrics from a format-2 `metrics` object, with the final stage's checkpoint
+    /// and model folder that it held as strings.
+    pub(super) fn metrics(v: &Value) -> (Metrics, Option<String>, Option<String>) {
+        let mut m = Metrics::new();
+        let (mut checkpoint, mut model_dir) = (None, None);
+        for (k, x) in v.as_object().into_iter().flatten() {
+            match (k.as_str(), x) {
+                ("final_checkpoint", Value::String(s)) => checkpoint = Some(s.clone()),
+                ("model_dir", Value::String(s)) => model_dir = Some(s.clone()),
+                (_, x) => {
+                    if let Some(f) = x.as_f64() {
+                        m.insert(k.clone(), f);
+                    }
+                }
+            }
+        }
+        (m, checkpoint, model_dir)
+    }
 }

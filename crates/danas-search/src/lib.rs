@@ -10,28 +10,33 @@
 //! the validated settings of `danas search`. A study survives Ctrl-C, crashes and
 //! `kill -9`: [`Search::resume`] replays the journal.
 
+mod api;
 mod budget;
 pub mod config;
 pub mod deploy;
+mod drive;
 mod error;
 #[cfg(feature = "train")]
 mod evaluator;
 #[cfg(feature = "train")]
 pub mod fidelity;
+mod final_stage;
 mod gate;
 mod html;
 mod journal;
+pub mod pareto;
 pub mod report;
 mod search;
 pub mod stats;
 
+pub use api::{
+    Assessment, Control, CostGate, EvalError, Evaluator, Finalized, Observer, Prepared, Progress, SearchEvent,
+    SearchSummary,
+};
 pub use budget::Budget;
 pub use error::SearchError;
 #[cfg(feature = "train")]
 pub use evaluator::{SupernetEvaluator, metrics_of};
 pub use gate::CostModelGate;
 pub use journal::{Journal, STUDY_FORMAT, SupernetRecord, TrialEnd, TrialRecord, TrialStatus};
-pub use search::{
-    Assessment, Control, CostGate, EvalError, Evaluator, Finalized, Observer, Prepared, Progress, STUDY_FILE, Search,
-    SearchEvent, SearchSummary,
-};
+pub use search::{STUDY_FILE, Search};

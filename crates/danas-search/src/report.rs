@@ -10,18 +10,9 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{SearchError, TrialRecord, TrialStatus};
+use danas_core::{Limits, metric};
 
-/// The limits a study searched under, for shading the feasible region.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct ReportLimits {
-    /// Arena (RAM) limit in bytes.
-    pub ram_bytes: Option<f64>,
-    /// Flash limit in bytes.
-    pub flash_bytes: Option<f64>,
-    /// Latency limit in milliseconds.
-    pub latency_ms: Option<f64>,
-}
+use crate::{SearchError, TrialRecord, TrialStatus};
 
 /// One trial flattened for tables and plots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,16 +63,12 @@ pub struct TrialRow {
     pub message: Option<String>,
 }
 
-fn num(v: Option<&Value>, key: &str) -> Option<f64> {
-    v.and_then(|v| v.get(key)).and_then(Value::as_f64)
-}
-
 impl TrialRow {
     /// Flattens a journal record.
     pub fn from_record(t: &TrialRecord) -> Self {
         let c = &t.candidate;
         let costs = t.costs.as_ref();
-        let metrics = t.metrics.as_ref();
+        let m = |key: &str| t.metrics.as_ref().and_then(|m| m.value(key));
         Self {
             id: t.id,
             status: t.status,
@@ -90,17 +77,17 @@ impl TrialRow {
             alpha: c.arch.alpha,
             depths: c.arch.depths.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
             arch: c.arch.to_string(),
-            val_accuracy: num(metrics, "val_accuracy"),
-            val_balanced_accuracy: num(metrics, "val_balanced_accuracy"),
-            test_accuracy: num(metrics, "test_accuracy"),
-            int8_test_accuracy: num(metrics, "int8_test_accuracy"),
-            model_dir: metrics.and_then(|m| m.get("model_dir")).and_then(Value::as_str).map(str::to_string),
-            arena_bytes: num(costs, "arena_bytes"),
-            flash_bytes: num(costs, "flash_bytes"),
-            latency_ms: num(costs, "latency_ms"),
-            macs: num(costs, "macs"),
-            params: num(costs, "params"),
-            peak_op: costs.and_then(|c| c.get("peak_op")).and_then(Value::as_str).map(str::to_string),
+            val_accuracy: m(metric::VAL_ACCURACY),
+            val_balanced_accuracy: m("val_balanced_accuracy"),
+            test_accuracy: m(metric::TEST_ACCURACY),
+            int8_test_accuracy: m(metric::INT8_TEST_ACCURACY),
+            model_dir: t.model_dir.clone(),
+            arena_bytes: costs.map(|c| c.arena_bytes as f64),
+            flash_bytes: costs.map(|c| c.flash_bytes as f64),
+            latency_ms: costs.and_then(|c| c.latency_ms),
+            macs: costs.and_then(|c| c.macs).map(|x| x as f64),
+            params: costs.and_then(|c| c.params).map(|x| x as f64),
+            peak_op: costs.and_then(|c| c.peak_op.clone()),
             eval_seconds: t.eval_seconds,
             finished_at: t.finished_at,
             elapsed_at: t.elapsed_at,
@@ -113,42 +100,27 @@ impl TrialRow {
         format!("{}/{}", self.resolution, self.color)
     }
 
-    fn feasible_under(&self, l: &ReportLimits) -> bool {
-        let ok = |v: Option<f64>, lim: Option<f64>| match (v, lim) {
-            (Some(v), Some(lim)) => v <= lim,
-            (None, Some(_)) => false,
-            _ => true,
-        };
+    /// Whether the cost gate passed it and it was evaluated.
+    fn feasible(&self) -> bool {
         self.status == TrialStatus::Complete
-            && ok(self.arena_bytes, l.ram_bytes)
-            && ok(self.flash_bytes, l.flash_bytes)
-            && ok(self.latency_ms, l.latency_ms)
     }
 }
 
-/// Indices (into `rows`) of the Pareto set: completed, feasible trials that no other
-/// such trial beats on validation accuracy (max), arena, flash and latency (min).
-pub fn pareto_indices(rows: &[TrialRow], limits: &ReportLimits) -> Vec<usize> {
-    let idx: Vec<usize> =
-        (0..rows.len()).filter(|&i| rows[i].feasible_under(limits) && rows[i].val_accuracy.is_some()).collect();
-    let points: Vec<Vec<f64>> = idx
-        .iter()
-        .map(|&i| {
-            let r = &rows[i];
-            vec![
-                -r.val_accuracy.unwrap_or(0.0),
-                r.arena_bytes.unwrap_or(f64::INFINITY),
-                r.flash_bytes.unwrap_or(f64::INFINITY),
-                r.latency_ms.unwrap_or(f64::INFINITY),
-            ]
-        })
-        .collect();
-    let mut out: Vec<usize> = danas_optim::pareto::non_dominated(&points).into_iter().map(|k| idx[k]).collect();
-    out.sort_by(|&a, &b| {
-        let acc = |i: usize| rows[i].val_accuracy.unwrap_or(0.0);
-        acc(b).total_cmp(&acc(a)).then(rows[a].id.cmp(&rows[b].id))
-    });
-    out
+/// The limits as the plots and tables show them (`None`: not limited).
+struct LimitsShown {
+    ram_bytes: Option<f64>,
+    flash_bytes: Option<f64>,
+    latency_ms: Option<f64>,
+}
+
+impl LimitsShown {
+    fn of(l: Option<&Limits>) -> Self {
+        Self {
+            ram_bytes: l.map(|l| l.ram_bytes as f64),
+            flash_bytes: l.map(|l| l.flash_bytes as f64),
+            latency_ms: l.and_then(|l| l.latency_ms),
+        }
+    }
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> SearchError + '_ {
@@ -211,10 +183,12 @@ pub struct Outputs {
 ///
 /// # Errors
 /// [`SearchError::Io`] naming the file that could not be written.
-pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: &ReportLimits) -> Result<Outputs, SearchError> {
+pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: Option<&Limits>) -> Result<Outputs, SearchError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let rows: Vec<TrialRow> = trials.iter().map(TrialRow::from_record).collect();
-    let pareto = pareto_indices(&rows, limits);
+    let pareto = crate::pareto::pareto_front(trials);
+    let lim = LimitsShown::of(limits);
+    let limits = &lim;
     let mut files = Vec::new();
 
     let p = dir.join("trials.csv");
@@ -266,7 +240,7 @@ pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: &ReportLimits) 
     ] {
         let pts: Vec<(String, f64, f64, bool)> = complete
             .iter()
-            .filter_map(|r| Some((r.data_key(), get(r)? / scale, r.val_accuracy?, r.feasible_under(limits))))
+            .filter_map(|r| Some((r.data_key(), get(r)? / scale, r.val_accuracy?, r.feasible())))
             .collect();
         let svg = dir.join(format!("{stem}.svg"));
         let png = dir.join(format!("{stem}.png"));
@@ -280,8 +254,7 @@ pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: &ReportLimits) 
 
     // Best feasible validation accuracy over time.
     let start = trials.iter().map(|t| t.started_at).fold(f64::INFINITY, f64::min);
-    let mut done: Vec<&TrialRow> =
-        rows.iter().filter(|r| r.feasible_under(limits) && r.val_accuracy.is_some()).collect();
+    let mut done: Vec<&TrialRow> = rows.iter().filter(|r| r.feasible() && r.val_accuracy.is_some()).collect();
     // Study time (all sessions) where journaled, else wall time since the first trial.
     let minutes = |r: &TrialRow| r.elapsed_at.or_else(|| Some((r.finished_at? - start).max(0.0))).map(|s| s / 60.0);
     done.sort_by(|a, b| minutes(a).unwrap_or(0.0).total_cmp(&minutes(b).unwrap_or(0.0)));
@@ -501,7 +474,7 @@ fn pct(v: Option<f64>) -> String {
     v.map(|a| format!("{:.2}", a * 100.0)).unwrap_or_else(|| "-".into())
 }
 
-fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &ReportLimits) -> String {
+fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &LimitsShown) -> String {
     let mut s = String::from("# danas search report\n\n");
     let count = |st: TrialStatus| rows.iter().filter(|r| r.status == st).count();
     let _ = writeln!(
@@ -616,7 +589,7 @@ fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &ReportLimits) -> Strin
         let of: Vec<&TrialRow> = rows.iter().filter(|r| r.data_key() == k).collect();
         let best = of
             .iter()
-            .filter(|r| r.feasible_under(limits))
+            .filter(|r| r.feasible())
             .filter_map(|r| r.val_accuracy)
             .fold(None, |m: Option<f64>, a| Some(m.map_or(a, |m| m.max(a))));
         let _ = writeln!(

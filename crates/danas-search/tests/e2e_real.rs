@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use danas_core::{Candidate, DataConfig, Precision};
 use danas_cost::{Limits, Profile};
 use danas_optim::{Metrics, RandomSearch};
-use danas_search::report::ReportLimits;
 use danas_search::{
     Budget, CostModelGate, EvalError, Evaluator, Finalized, Prepared, STUDY_FILE, Search, SupernetEvaluator,
     TrialStatus,
@@ -72,7 +71,6 @@ fn search(dir: &Path, cache: &Path, seed: u64, final_k: usize) -> (danas_search:
         .parallel(2)
         .seed(seed)
         .out_dir(dir)
-        .limits(ReportLimits { ram_bytes: Some(RAM as f64), flash_bytes: Some(FLASH as f64), latency_ms: None })
         .final_top_k(final_k)
         .run()
         .unwrap();
@@ -96,8 +94,8 @@ fn real_search_never_trains_infeasible_candidates_and_is_reproducible() {
     // Every evaluated candidate was feasible by the cost model's estimate.
     for t in a.trials.iter().filter(|t| t.status == TrialStatus::Complete) {
         let c = t.costs.as_ref().unwrap();
-        assert!(c["arena_bytes"].as_f64().unwrap() <= RAM as f64 && c["flash_bytes"].as_f64().unwrap() <= FLASH as f64);
-        let acc = t.metrics.as_ref().unwrap()["val_accuracy"].as_f64().unwrap();
+        assert!(c.arena_bytes <= RAM && c.flash_bytes <= FLASH);
+        let acc = t.metrics.as_ref().unwrap().value("val_accuracy").unwrap();
         assert!((0.0..=1.0).contains(&acc));
     }
     assert_eq!(evaluated.len() as u64, a.progress.evaluated);
@@ -149,17 +147,17 @@ fn final_stage_retrains_the_best_and_reports_test_metrics() {
     let dir = tmp.path().join("s");
     let (s, _) = search(&dir, &tmp.path().join("cache"), 5, 2);
     let finalised: Vec<_> =
-        s.trials.iter().filter(|t| t.metrics.as_ref().is_some_and(|m| m.get("test_accuracy").is_some())).collect();
+        s.trials.iter().filter(|t| t.metrics.as_ref().is_some_and(|m| m.value("test_accuracy").is_some())).collect();
     let want = s.outputs.pareto.len().min(2);
     assert!(want >= 1);
     assert_eq!(finalised.len(), want, "the top 2 of the Pareto set");
     for t in finalised {
         let m = t.metrics.as_ref().unwrap();
-        assert!((0.0..=1.0).contains(&m["test_accuracy"].as_f64().unwrap()));
-        let ck = m["final_checkpoint"].as_str().unwrap();
+        assert!((0.0..=1.0).contains(&m.value("test_accuracy").unwrap()));
+        let ck = t.final_checkpoint.as_deref().unwrap();
         assert!(dir.join(ck).is_file(), "{ck}");
         // A deployable int8 model, its C array and manifest.
-        let md = dir.join(m["model_dir"].as_str().unwrap());
+        let md = dir.join(t.model_dir.as_deref().unwrap());
         assert_eq!(md, dir.join(format!("models/trial-{}", t.id)));
         let bytes = std::fs::read(md.join("model.tflite")).unwrap();
         let model = danas_tflite::Model::from_bytes(&bytes, "model.tflite").unwrap();
@@ -177,10 +175,10 @@ fn final_stage_retrains_the_best_and_reports_test_metrics() {
         // The journaled head of the candidate is the head of the exported file.
         assert_eq!(
             Some(predicted["arena_head_bytes"].as_u64().unwrap()),
-            t.costs.as_ref().unwrap()["tflm_head_bytes"].as_u64()
+            t.costs.as_ref().unwrap().detail.get("tflm_head_bytes").map(|&b| b as u64)
         );
         let int8 = manifest["metrics"]["int8_test_accuracy"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&int8) && m["int8_test_accuracy"].as_f64() == Some(int8));
+        assert!((0.0..=1.0).contains(&int8) && m.value("int8_test_accuracy") == Some(int8));
         let header = std::fs::read_to_string(md.join("model_data.h")).unwrap();
         assert!(header.contains(&format!("kTensorArenaSize = {arena};")), "{header}");
         let cc = std::fs::read_to_string(md.join("model_data.cc")).unwrap();

@@ -14,7 +14,6 @@ use danas_core::{Candidate, DataConfig, Precision};
 use danas_cost::{Limits, Profile};
 use danas_optim::Metrics;
 use danas_optim::synthetic::Landscape;
-use danas_search::report::ReportLimits;
 use danas_search::{
     Budget, Control, CostModelGate, EvalError, Evaluator, Finalized, Observer, Prepared, STUDY_FILE, Search,
     SearchEvent, TrialRecord,
@@ -33,13 +32,23 @@ const STRATEGIES: [&str; 4] = ["aging-evolution", "nsga2", "bayesian", "random"]
 struct Synthetic(Landscape);
 
 impl Evaluator for Synthetic {
-    fn prepare(&self, d: DataConfig, _: &Path, existing: Option<&str>, _: &dyn Fn(&str)) -> Result<Prepared, EvalError> {
+    fn prepare(
+        &self,
+        d: DataConfig,
+        _: &Path,
+        existing: Option<&str>,
+        _: &dyn Fn(&str),
+    ) -> Result<Prepared, EvalError> {
         let checkpoint = existing.map_or_else(|| format!("supernets/{}.bin", d.key()), str::to_string);
         Ok(Prepared { checkpoint: Some(checkpoint), seconds: 0.0 })
     }
     fn evaluate(&self, c: &Candidate, seed: u64) -> Result<Metrics, EvalError> {
-        if seed % 11 == 0 {
-            return Err(format!("synthetic divergence at {}/{} alpha {}", c.data.resolution, c.data.color, c.arch.alpha).into());
+        if seed.is_multiple_of(11) {
+            return Err(format!(
+                "synthetic divergence at {}/{} alpha {}",
+                c.data.resolution, c.data.color, c.arch.alpha
+            )
+            .into());
         }
         let m = self.0.metrics(c);
         let get = |k: &str| m.get(k).unwrap_or(0.0);
@@ -84,7 +93,6 @@ fn search(dir: &Path, strategy: &str, top_k: usize) -> Search {
         .final_top_k(top_k)
         .out_dir(dir)
         .config(serde_json::json!({ "strategy": strategy, "golden": true }))
-        .limits(ReportLimits { ram_bytes: Some(RAM as f64), flash_bytes: Some(FLASH as f64), latency_ms: None })
 }
 
 fn fixtures() -> PathBuf {
@@ -203,6 +211,9 @@ fn an_old_study_resumes_to_the_uninterrupted_result() {
         let before = journal_trials(dir.path());
         assert!(before.len() < TRIALS as usize, "{strategy}: the recorded study was not interrupted");
         let s = search(dir.path(), strategy, TOP_K).resume().unwrap();
+        let j = danas_search::Journal::open_read_only(&dir.path().join(STUDY_FILE)).unwrap();
+        assert_eq!(j.meta("format").unwrap().as_deref(), Some("3"), "{strategy}: the study was not migrated");
+        assert!(j.events().unwrap().iter().any(|(_, kind, msg)| kind == "migrate" && msg.contains("2 -> 3")));
         let now: Vec<_> = s.trials.iter().map(timeless).collect();
         let unfinalised: Vec<_> = now[..before.len()].iter().map(without_final_stage).collect();
         let before: Vec<_> = before.iter().map(without_final_stage).collect();

@@ -1,7 +1,7 @@
 //! Tests of the study journal: durability, locking, rejection of non-studies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use danas_core::{Arch, Candidate, Color, DataConfig};
+use danas_core::{Arch, Candidate, Color, Costs, DataConfig, Metrics};
 use danas_search::{Journal, SearchError, TrialEnd, TrialStatus};
 use serde_json::json;
 
@@ -16,7 +16,7 @@ fn trials_survive_reopen() {
     {
         let mut j = Journal::create(&path, &json!({"space": "demo", "seed": 7})).unwrap();
         j.begin_trial(0, &[1, 0, 1], &cand(), 100).unwrap();
-        let (costs, metrics) = (json!({"ram": 1}), json!({"acc": 0.9}));
+        let (costs, metrics) = (Costs::new(1, 2), Metrics::new().with("acc", 0.9));
         let end = TrialEnd {
             status: TrialStatus::Complete,
             costs: Some(&costs),
@@ -35,7 +35,8 @@ fn trials_survive_reopen() {
     let trials = j.trials().unwrap();
     assert_eq!(trials.len(), 2);
     assert_eq!(trials[0].status, TrialStatus::Complete);
-    assert_eq!(trials[0].metrics.as_ref().unwrap()["acc"], 0.9);
+    assert_eq!(trials[0].metrics.as_ref().unwrap().value("acc"), Some(0.9));
+    assert_eq!(trials[0].costs, Some(Costs::new(1, 2)));
     assert_eq!(trials[0].candidate, cand());
     assert_eq!(trials[0].genome, vec![1, 0, 1]);
     let interrupted = j.interrupted().unwrap();

@@ -1,8 +1,9 @@
 //! Tests of the study outputs rendered from journal records.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use danas_core::{Arch, Candidate, Color, DataConfig};
-use danas_search::report::{ReportLimits, TrialRow, pareto_indices, write_outputs};
+use danas_core::{Arch, Candidate, Color, Costs, DataConfig, Limits, Metrics};
+use danas_search::pareto::pareto_front;
+use danas_search::report::{TrialRow, write_outputs};
 use danas_search::{TrialRecord, TrialStatus};
 use serde_json::json;
 
@@ -13,10 +14,17 @@ fn trial(id: u64, res: u32, color: Color, acc: f64, ram: f64, flash: f64, status
         candidate: Candidate::new(DataConfig::new(res, color), Arch::mobilenet_v2(0.35, [1, 1, 0, 0, 0])),
         status,
         seed: id,
-        costs: Some(
-            json!({"arena_bytes": ram, "flash_bytes": flash, "latency_ms": ram / 1000.0, "macs": 1e6, "params": 1e4, "peak_op": "b1.dw"}),
-        ),
-        metrics: (status == TrialStatus::Complete).then(|| json!({"val_accuracy": acc, "val_balanced_accuracy": acc})),
+        costs: Some(Costs {
+            latency_ms: Some(ram / 1000.0),
+            macs: Some(1_000_000),
+            params: Some(10_000),
+            peak_op: Some("b1.dw".into()),
+            ..Costs::new(ram as u64, flash as u64)
+        }),
+        metrics: (status == TrialStatus::Complete)
+            .then(|| Metrics::new().with("val_accuracy", acc).with("val_balanced_accuracy", acc)),
+        final_checkpoint: None,
+        model_dir: None,
         message: None,
         started_at: 1000.0 + id as f64,
         finished_at: Some(1010.0 + id as f64 * 30.0),
@@ -31,16 +39,16 @@ fn sample() -> Vec<TrialRecord> {
         trial(1, 64, Color::Rgb, 0.90, 300_000.0, 600_000.0, TrialStatus::Complete),
         trial(2, 64, Color::Grayscale, 0.85, 120_000.0, 550_000.0, TrialStatus::Complete),
         trial(3, 32, Color::Grayscale, 0.70, 110_000.0, 510_000.0, TrialStatus::Complete), // dominated by 0
-        trial(4, 96, Color::Rgb, 0.99, 900_000.0, 700_000.0, TrialStatus::Complete),       // over the RAM limit
+        trial(4, 96, Color::Rgb, 0.99, 900_000.0, 700_000.0, TrialStatus::Infeasible),     // over the RAM limit
         trial(5, 96, Color::Rgb, 0.0, 2_000_000.0, 700_000.0, TrialStatus::Infeasible),
     ]
 }
 
 #[test]
 fn pareto_is_feasible_and_non_dominated() {
-    let limits = ReportLimits { ram_bytes: Some(512.0 * 1024.0), flash_bytes: Some(2048.0 * 1024.0), latency_ms: None };
-    let rows: Vec<TrialRow> = sample().iter().map(TrialRow::from_record).collect();
-    let p = pareto_indices(&rows, &limits);
+    let trials = sample();
+    let rows: Vec<TrialRow> = trials.iter().map(TrialRow::from_record).collect();
+    let p = pareto_front(&trials);
     let ids: Vec<u64> = p.iter().map(|&i| rows[i].id).collect();
     assert_eq!(ids, vec![1, 2, 0], "best accuracy first; 3 dominated; 4 and 5 infeasible");
 }
@@ -48,8 +56,8 @@ fn pareto_is_feasible_and_non_dominated() {
 #[test]
 fn outputs_are_written() {
     let dir = tempfile::tempdir().unwrap();
-    let limits = ReportLimits { ram_bytes: Some(512.0 * 1024.0), flash_bytes: Some(2048.0 * 1024.0), latency_ms: None };
-    let out = write_outputs(dir.path(), &sample(), &limits).unwrap();
+    let limits = Some(Limits::paper());
+    let out = write_outputs(dir.path(), &sample(), limits.as_ref()).unwrap();
     for name in [
         "trials.csv",
         "pareto.csv",
@@ -78,10 +86,10 @@ fn outputs_are_written() {
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("b1.dw") && md.contains("64/rgb"));
     if let Ok(keep) = std::env::var("DANAS_KEEP_REPORT") {
-        write_outputs(std::path::Path::new(&keep), &sample(), &limits).unwrap();
+        write_outputs(std::path::Path::new(&keep), &sample(), limits.as_ref()).unwrap();
     }
     // empty study renders too
-    write_outputs(&dir.path().join("empty"), &[], &limits).unwrap();
+    write_outputs(&dir.path().join("empty"), &[], limits.as_ref()).unwrap();
 }
 
 /// `report.html` opened in the real headless Chromium (Debian `chromium`, named by
@@ -95,8 +103,8 @@ fn html_report_renders_in_headless_chromium() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let limits = ReportLimits { ram_bytes: Some(512.0 * 1024.0), flash_bytes: Some(2048.0 * 1024.0), latency_ms: None };
-    write_outputs(dir.path(), &sample(), &limits).unwrap();
+    let limits = Some(Limits::paper());
+    write_outputs(dir.path(), &sample(), limits.as_ref()).unwrap();
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     // Self-contained: nothing to fetch (the only URL is the SVG namespace).
     let urls = html.matches("http://").count() + html.matches("https://").count();

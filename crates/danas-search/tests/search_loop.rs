@@ -4,16 +4,14 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use danas_core::{Candidate, DataConfig};
+use danas_core::{Candidate, Costs, DataConfig, Feasibility, Limits};
 use danas_optim::synthetic::{Landscape, stand_in_cost};
 use danas_optim::{Metrics, Violation};
-use danas_search::report::ReportLimits;
 use danas_search::{
     Assessment, Budget, Control, CostGate, EvalError, Evaluator, Observer, Prepared, STUDY_FILE, Search, SearchError,
     SearchEvent, TrialStatus,
 };
 use danas_space::{CandidateSpace, MbSpace};
-use serde_json::json;
 
 const RAM: f64 = 64.0 * 1024.0;
 const FLASH: f64 = 256.0 * 1024.0;
@@ -24,8 +22,8 @@ struct Gate {
 }
 
 impl CostGate for Gate {
-    fn assess(&self, c: &Candidate) -> Result<Assessment, String> {
-        let (ram, flash) = stand_in_cost()(c)?;
+    fn assess(&self, c: &Candidate) -> Result<Assessment, EvalError> {
+        let (ram, flash) = stand_in_cost()(c).map_err(EvalError::from)?;
         let mut violations = Vec::new();
         if ram > self.ram {
             violations.push(Violation { metric: "arena_bytes".into(), value: ram, limit: self.ram });
@@ -33,11 +31,11 @@ impl CostGate for Gate {
         if flash > self.flash {
             violations.push(Violation { metric: "flash_bytes".into(), value: flash, limit: self.flash });
         }
-        Ok(Assessment {
-            costs: json!({"arena_bytes": ram, "flash_bytes": flash, "latency_ms": ram / 1e4, "macs": 1.0}),
-            metrics: Metrics::new().with("arena_bytes", ram).with("flash_bytes", flash),
-            violations,
-        })
+        let costs = Costs { latency_ms: Some(ram / 1e4), macs: Some(1), ..Costs::new(ram as u64, flash as u64) };
+        Ok(Assessment { costs, feasibility: Feasibility::from_violations(violations) })
+    }
+    fn limits(&self) -> Option<Limits> {
+        Some(Limits { ram_bytes: self.ram as u64, flash_bytes: self.flash as u64, latency_ms: None })
     }
 }
 
@@ -86,7 +84,6 @@ fn search(dir: &Path, eval: Arc<Synthetic>, seed: u64, trials: u64, strategy: &s
         .budget(Budget { wall: None, max_trials: Some(trials) })
         .seed(seed)
         .out_dir(dir)
-        .limits(ReportLimits { ram_bytes: Some(RAM), flash_bytes: Some(FLASH), latency_ms: None })
 }
 
 #[test]
@@ -97,7 +94,7 @@ fn gate_outputs_and_pareto() {
     assert_eq!(s.progress.evaluated, 12);
     let gate = Gate { ram: RAM, flash: FLASH };
     for c in eval.seen.lock().unwrap().iter() {
-        assert!(gate.assess(c).unwrap().violations.is_empty(), "trained an infeasible candidate {c}");
+        assert!(gate.assess(c).unwrap().feasibility.is_feasible(), "trained an infeasible candidate {c}");
     }
     let infeasible = s.trials.iter().filter(|t| t.status == TrialStatus::Infeasible).count();
     assert_eq!(infeasible as u64, s.progress.infeasible);

@@ -1,0 +1,448 @@
+//! The search loop, one function per phase: replay (on resume), propose, gate,
+//! prepare supernets, evaluate, settle; then the final stage. Each trial is
+//! committed to the journal together with the optimiser's tell event.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use danas_core::{Candidate, DataConfig, Metrics};
+use danas_optim::{Event, Outcome, Proposal, TrialId};
+use serde_json::Value;
+
+use crate::report::write_outputs;
+use crate::{
+    Assessment, Control, Journal, Prepared, Progress, Search, SearchError, SearchEvent, SearchSummary, TrialEnd,
+    TrialRecord, TrialStatus,
+};
+
+/// Safety net: at most this many cost-gate rejections per allowed evaluation
+/// before the loop gives up on an optimiser that keeps proposing infeasible candidates.
+const MAX_INFEASIBLE_PER_EVAL: u64 = 50;
+
+/// The loop stops when the optimiser proposes this many candidates in a row that
+/// were all evaluated before: the space (or the optimiser) is exhausted.
+const MAX_REPEATS_IN_A_ROW: u64 = 500;
+
+/// The key under which a candidate's result is remembered: its exact description.
+fn candidate_key(c: &Candidate) -> String {
+    serde_json::to_string(c).unwrap_or_else(|_| c.to_string())
+}
+
+/// The study's clock: earlier sessions plus this one.
+#[derive(Clone, Copy)]
+struct Clock {
+    prior: f64,
+    started: Instant,
+}
+
+impl Clock {
+    fn now(&self) -> Duration {
+        Duration::from_secs_f64(self.prior) + self.started.elapsed()
+    }
+}
+
+/// Everything the loop carries from one batch to the next.
+struct State {
+    journal: Journal,
+    clock: Clock,
+    progress: Progress,
+    /// Proposals asked for before a crash and never told: evaluated first.
+    queue: Vec<Proposal>,
+    /// The first completed trial of each candidate and the outcome it was told, for repeats.
+    memo: BTreeMap<String, (u64, Outcome)>,
+    /// Data configurations whose supernet is ready.
+    ready: BTreeSet<DataConfig>,
+    /// Supernets that failed in this run: their candidates fail without retraining.
+    broken: BTreeMap<DataConfig, String>,
+    repeats_in_a_row: u64,
+    stop: bool,
+}
+
+/// A gated candidate waiting for evaluation.
+struct Pending {
+    id: TrialId,
+    candidate: Candidate,
+    assessment: Assessment,
+    seed: u64,
+}
+
+/// One batch after the cost gate.
+#[derive(Default)]
+struct Gated {
+    to_eval: Vec<Pending>,
+    /// Repeats of a candidate evaluated in this same batch: (trial, key, first trial).
+    deferred: Vec<(TrialId, String, TrialId)>,
+}
+
+/// One finished evaluation: metrics or failure, seconds.
+struct Evaluated {
+    pending: Pending,
+    result: Result<Metrics, String>,
+    seconds: f64,
+}
+
+fn opt_err(e: danas_optim::OptimError) -> SearchError {
+    SearchError::Optimizer(e.to_string())
+}
+
+impl Search {
+    pub(crate) fn drive(mut self, journal: Journal, resumed: bool) -> Result<SearchSummary, SearchError> {
+        let clock = Clock { prior: journal.elapsed_seconds()?, started: Instant::now() };
+        let mut st = State {
+            journal,
+            clock,
+            progress: Progress { budget: self.budget, ..Progress::default() },
+            queue: Vec::new(),
+            memo: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            broken: BTreeMap::new(),
+            repeats_in_a_row: 0,
+            stop: false,
+        };
+        let mut told = if resumed { self.replay(&mut st)? } else { BTreeMap::new() };
+        if !resumed {
+            st.journal.event("start", &format!("space {}, optimizer {}", self.space.name(), self.optimizer.name()))?;
+        }
+        for t in st.journal.trials()? {
+            tally(&mut st.progress, &t, &self.accuracy);
+            if t.status == TrialStatus::Complete
+                && let Some(o) = told.remove(&TrialId(t.id))
+            {
+                st.memo.entry(candidate_key(&t.candidate)).or_insert((t.id, o));
+            }
+        }
+        st.progress.elapsed = st.clock.now();
+        st.stop = self.emit(&SearchEvent::Started { resumed, progress: &st.progress }) == Control::Stop;
+        let infeasible_cap =
+            self.budget.max_trials.map(|m| m.saturating_mul(MAX_INFEASIBLE_PER_EVAL).saturating_add(1000));
+
+        while !st.stop && !self.budget.exhausted(st.progress.evaluated, st.clock.now()) {
+            if infeasible_cap.is_some_and(|cap| st.progress.infeasible >= cap) {
+                st.journal.event("stop", "the optimiser keeps proposing infeasible candidates")?;
+                break;
+            }
+            if st.repeats_in_a_row >= MAX_REPEATS_IN_A_ROW {
+                let n = st.repeats_in_a_row;
+                st.journal.event(
+                    "stop",
+                    &format!(
+                        "the optimiser proposed {n} candidates in a row that were already evaluated \
+                         (the space looks exhausted)"
+                    ),
+                )?;
+                break;
+            }
+            let batch = self.propose(&mut st)?;
+            let gated = self.gate(&mut st, batch)?;
+            self.prepare_supernets(&mut st, &gated.to_eval)?;
+            let results = self.evaluate(&st, gated.to_eval);
+            self.settle(&mut st, results, gated.deferred)?;
+        }
+
+        st.progress.elapsed = st.clock.now();
+        st.journal.set_meta("elapsed_seconds", &st.progress.elapsed.as_secs_f64().to_string())?;
+        self.emit(&SearchEvent::Finished { progress: &st.progress });
+        let done = format!("{} evaluated, {} infeasible", st.progress.evaluated, st.progress.infeasible);
+        st.journal.event("finish", &done)?;
+        if self.final_top_k > 0 {
+            self.final_stage(&mut st.journal)?;
+        }
+        let trials = st.journal.trials()?;
+        let outputs = write_outputs(&self.dir, &trials, self.cost.limits().as_ref())?;
+        Ok(SearchSummary { dir: self.dir.clone(), progress: st.progress, trials, outputs })
+    }
+
+    /// Rebuilds the optimiser by replaying the journaled asks and tells, forgets
+    /// interrupted trials and queues what was asked and never told. Returns the
+    /// outcome told for each trial (for answering repeats).
+    fn replay(&mut self, st: &mut State) -> Result<BTreeMap<TrialId, Outcome>, SearchError> {
+        let events: Vec<Event> = st
+            .journal
+            .optimizer_events()?
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                serde_json::from_value(v).map_err(|source| SearchError::Json {
+                    path: st.journal.path().to_path_buf(),
+                    what: format!("optimizer event {i}"),
+                    source,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let log = danas_optim::Journal { events };
+        danas_optim::replay(self.optimizer.as_mut(), &log)
+            .map_err(|e| SearchError::Optimizer(format!("cannot rebuild the optimiser by replay: {e}")))?;
+        for t in st.journal.interrupted()? {
+            st.journal.forget_running(t.id)?;
+        }
+        st.queue = log.untold();
+        st.journal.event("resume", &format!("{} trials re-queued", st.queue.len()))?;
+        Ok(log.told())
+    }
+
+    /// The next batch: re-queued proposals first, else a journaled ask.
+    fn propose(&mut self, st: &mut State) -> Result<Vec<Proposal>, SearchError> {
+        if !st.queue.is_empty() {
+            let k = self.parallel.min(st.queue.len());
+            return Ok(st.queue.drain(..k).collect());
+        }
+        let left = self.budget.max_trials.map_or(u64::MAX, |m| m.saturating_sub(st.progress.evaluated));
+        let n = (self.parallel as u64).min(left).max(1) as usize;
+        let props = self.optimizer.ask(n).map_err(opt_err)?;
+        let ev = serde_json::to_value(Event::Ask { n, proposals: props.clone() }).unwrap_or(Value::Null);
+        st.journal.record_optimizer_event(&ev)?;
+        Ok(props)
+    }
+
+    /// Decodes a batch, answers repeats from the journal and gates the rest on cost:
+    /// infeasible candidates cost no training.
+    fn gate(&mut self, st: &mut State, batch: Vec<Proposal>) -> Result<Gated, SearchError> {
+        let mut gated = Gated::default();
+        // Candidates of this batch that will be evaluated, by key.
+        let mut pending: BTreeMap<String, TrialId> = BTreeMap::new();
+        for p in batch {
+            let cand = self
+                .space
+                .candidate(&p.genome)
+                .map_err(|e| SearchError::Optimizer(format!("optimizer proposed an invalid genome: {e}")))?;
+            let seed = Self::trial_seed(self.seed, p.id.0);
+            st.journal.begin_trial(p.id.0, &p.genome.0, &cand, seed)?;
+            let key = candidate_key(&cand);
+            if let Some((orig, outcome)) = st.memo.get(&key).cloned() {
+                st.repeats_in_a_row += 1;
+                self.repeat(st, p.id, orig, outcome)?;
+                continue;
+            }
+            if let Some(&first) = pending.get(&key) {
+                gated.deferred.push((p.id, key, first));
+                continue;
+            }
+            match self.cost.assess(&cand) {
+                Err(e) => {
+                    let msg = e.to_string();
+                    let end = TrialEnd::failed(None, &msg, None);
+                    self.finish(st, p.id, &end, Outcome::Failed(msg.clone()))?;
+                }
+                Ok(a) if !a.feasibility.is_feasible() => {
+                    let msg = a.feasibility.summary();
+                    let end = TrialEnd {
+                        status: TrialStatus::Infeasible,
+                        costs: Some(&a.costs),
+                        metrics: None,
+                        message: Some(&msg),
+                        eval_seconds: Some(0.0),
+                    };
+                    st.repeats_in_a_row = 0;
+                    self.finish(st, p.id, &end, Outcome::Infeasible(a.feasibility.violations().to_vec()))?;
+                }
+                Ok(assessment) => {
+                    pending.insert(key, p.id);
+                    gated.to_eval.push(Pending { id: p.id, candidate: cand, assessment, seed });
+                }
+            }
+        }
+        Ok(gated)
+    }
+
+    /// Prepares (trains or loads) the supernets a batch needs, up to `parallel` at once.
+    fn prepare_supernets(&mut self, st: &mut State, to_eval: &[Pending]) -> Result<(), SearchError> {
+        let datas: BTreeSet<DataConfig> = to_eval.iter().map(|t| t.candidate.data).collect();
+        let mut todo: Vec<(DataConfig, Option<String>)> = Vec::new();
+        for data in datas {
+            if st.ready.contains(&data) || st.broken.contains_key(&data) {
+                continue;
+            }
+            let existing = st.journal.supernet(&data.key())?.map(|r| r.path);
+            let verb = if existing.is_some() { "loading" } else { "training" };
+            if self.emit(&SearchEvent::Phase(&format!("{verb} supernet {data}"))) == Control::Stop {
+                st.stop = true;
+            }
+            todo.push((data, existing));
+        }
+        for chunk in todo.chunks(self.parallel.max(1)) {
+            let observers = std::sync::Mutex::new(&mut self.observers);
+            let status = |msg: &str| {
+                if let Ok(mut obs) = observers.lock() {
+                    for o in obs.iter_mut() {
+                        o.on_event(&SearchEvent::Phase(msg));
+                    }
+                }
+            };
+            let (evaluator, dir) = (&self.evaluator, &self.dir);
+            let prepared: Vec<Result<Prepared, String>> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|(data, existing)| {
+                        let status = &status;
+                        s.spawn(move || {
+                            evaluator.prepare(*data, dir, existing.as_deref(), status).map_err(|e| e.to_string())
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err("supernet preparation panicked".to_string())))
+                    .collect()
+            });
+            for ((data, existing), result) in chunk.iter().zip(prepared) {
+                match result {
+                    Ok(prep) => {
+                        if let Some(ck) = &prep.checkpoint
+                            && existing.as_deref() != Some(ck.as_str())
+                        {
+                            st.journal.record_supernet(&data.key(), ck, prep.seconds)?;
+                        }
+                        st.journal.event("supernet", &format!("{data} ready after {:.1} s", prep.seconds))?;
+                        st.ready.insert(*data);
+                    }
+                    Err(e) => {
+                        st.journal.event("supernet-failed", &format!("{data}: {e}"))?;
+                        st.broken.insert(*data, format!("supernet for {data} failed: {e}"));
+                    }
+                }
+            }
+            // Supernet training counts against the wall-clock budget, also after a crash.
+            st.journal.set_meta("elapsed_seconds", &st.clock.now().as_secs_f64().to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Evaluates a batch in parallel. A panicking evaluation fails its trial, not the search.
+    fn evaluate(&self, st: &State, to_eval: Vec<Pending>) -> Vec<Evaluated> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = to_eval
+                .into_iter()
+                .map(|pending| {
+                    let evaluator = Arc::clone(&self.evaluator);
+                    let broken = st.broken.get(&pending.candidate.data).cloned();
+                    let (cand, seed) = (pending.candidate.clone(), pending.seed);
+                    let handle = s.spawn(move || {
+                        let t0 = Instant::now();
+                        let r = match broken {
+                            Some(msg) => Err(msg),
+                            None => evaluator.evaluate(&cand, seed).map_err(|e| e.to_string()),
+                        };
+                        (r, t0.elapsed().as_secs_f64())
+                    });
+                    (pending, handle)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(pending, h)| {
+                    let (r, seconds) = h.join().unwrap_or_else(|panic| {
+                        let what = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "unknown panic".into());
+                        (Err(format!("the evaluation panicked: {what}")), 0.0)
+                    });
+                    let result = r.and_then(|m| match m.first_non_finite() {
+                        Some((k, v)) => Err(format!("the evaluation returned a non-finite {k} ({v})")),
+                        None => Ok(m),
+                    });
+                    Evaluated { pending, result, seconds }
+                })
+                .collect()
+        })
+    }
+
+    /// Commits a batch's evaluations, then the repeats deferred behind them.
+    fn settle(
+        &mut self,
+        st: &mut State,
+        results: Vec<Evaluated>,
+        deferred: Vec<(TrialId, String, TrialId)>,
+    ) -> Result<(), SearchError> {
+        for Evaluated { pending, result, seconds } in results {
+            st.repeats_in_a_row = 0;
+            let costs = &pending.assessment.costs;
+            match result {
+                Ok(m) => {
+                    // What the optimiser is told: the cost estimates and the evaluation's metrics.
+                    let mut all = costs.metrics();
+                    all.extend(&m);
+                    let key = candidate_key(&pending.candidate);
+                    st.memo.entry(key).or_insert((pending.id.0, Outcome::Complete(all.clone())));
+                    let end = TrialEnd {
+                        status: TrialStatus::Complete,
+                        costs: Some(costs),
+                        metrics: Some(&m),
+                        message: None,
+                        eval_seconds: Some(seconds),
+                    };
+                    self.finish(st, pending.id, &end, Outcome::Complete(all))?;
+                }
+                Err(msg) => {
+                    let end = TrialEnd::failed(Some(costs), &msg, Some(seconds));
+                    self.finish(st, pending.id, &end, Outcome::Failed(msg.clone()))?;
+                }
+            }
+        }
+        for (id, key, first) in deferred {
+            match st.memo.get(&key).cloned() {
+                Some((orig, outcome)) => self.repeat(st, id, orig, outcome)?,
+                None => {
+                    // Its twin in this batch failed: so does the repeat, without a second try.
+                    let msg = format!("repeat of trial {}, which failed", first.0);
+                    let end = TrialEnd::failed(None, &msg, Some(0.0));
+                    self.finish(st, id, &end, Outcome::Failed(msg.clone()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits a trial's end (with the optimiser's tell event, in one transaction),
+    /// tells the optimiser, updates progress and notifies observers; an observer's
+    /// stop request stops the loop after this batch.
+    fn finish(&mut self, st: &mut State, id: TrialId, end: &TrialEnd<'_>, outcome: Outcome) -> Result<(), SearchError> {
+        let tell = serde_json::to_value(Event::Tell { id, outcome: outcome.clone() }).unwrap_or(Value::Null);
+        st.journal.finish_trial(id.0, end, st.clock.now().as_secs_f64(), Some(&tell))?;
+        self.optimizer.tell(id, outcome).map_err(opt_err)?;
+        let record = st.journal.trial(id.0)?.ok_or(SearchError::UnknownTrial(id.0))?;
+        tally(&mut st.progress, &record, &self.accuracy);
+        st.progress.elapsed = st.clock.now();
+        if self.emit(&SearchEvent::Trial { record: &record, progress: &st.progress }) == Control::Stop {
+            st.stop = true;
+        }
+        Ok(())
+    }
+
+    /// Ends trial `id`, a repeat of the evaluated trial `orig`: journals the earlier
+    /// costs and metrics under status [`TrialStatus::Repeat`] and tells the optimiser
+    /// the earlier outcome again. Nothing is trained.
+    fn repeat(&mut self, st: &mut State, id: TrialId, orig: u64, outcome: Outcome) -> Result<(), SearchError> {
+        let rec = st.journal.trial(orig)?.ok_or(SearchError::UnknownTrial(orig))?;
+        let msg = format!("repeat of trial {orig}: its result is reused");
+        let end = TrialEnd {
+            status: TrialStatus::Repeat,
+            costs: rec.costs.as_ref(),
+            metrics: rec.metrics.as_ref(),
+            message: Some(&msg),
+            eval_seconds: Some(0.0),
+        };
+        self.finish(st, id, &end, outcome)
+    }
+}
+
+/// Adds a journaled trial to the progress counters.
+fn tally(progress: &mut Progress, t: &TrialRecord, accuracy: &str) {
+    match t.status {
+        TrialStatus::Complete => {
+            progress.evaluated += 1;
+            if let Some(a) = t.metrics.as_ref().and_then(|m| m.value(accuracy)) {
+                progress.best_feasible = Some(progress.best_feasible.map_or(a, |b| b.max(a)));
+            }
+        }
+        TrialStatus::Failed => {
+            progress.evaluated += 1;
+            progress.failed += 1;
+        }
+        TrialStatus::Infeasible => progress.infeasible += 1,
+        TrialStatus::Repeat => progress.repeats += 1,
+        TrialStatus::Running => {}
+    }
+}
