@@ -40,7 +40,7 @@ impl Observer for Printer {
 fn main() -> anyhow::Result<()> {
     let mut cfg = SearchConfig {
         space: "demo".into(),
-        strategy: "aging-evolution".into(),
+        optimizer: danas::optim::OptimizerKind::AgingEvolution,
         ram_kib: Some(64.0),
         flash_kib: Some(256.0),
         budget: Some("3m".into()),

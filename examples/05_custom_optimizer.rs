@@ -1,5 +1,6 @@
 //! A user-defined optimiser, written outside `danas-optim` against its public
-//! [`Optimizer`] trait, checked by the conformance suite (also as a test:
+//! [`Proposer`] trait (its proposal step; the shared ask loop [`AskTell`] makes it an
+//! [`Optimizer`]), checked by the conformance suite (also as a test:
 //! `crates/danas-optim/tests/conformance.rs` runs the same suite through the
 //! `optimizer_conformance!` macro) and then run
 //!
@@ -15,8 +16,8 @@ use std::sync::Arc;
 
 use danas::optim::synthetic::{CostFn, Landscape, SyntheticProblem, run_search, summarize_run};
 use danas::optim::{
-    Ledger, Limits, OptimError, Optimizer, Oracle, Outcome, Proposal, RandomSearch, Scalarization, TrialId,
-    conformance, ensure_nonempty, restore_from, snapshot_of,
+    AskContext, AskTell, Limits, OptimError, Optimizer, Outcome, Proposer, RandomSearch, Scalarization, TrialId,
+    conformance,
 };
 use danas::search::{CostModelGate, EvalError, Evaluator, Prepared, Search};
 use danas::space::{CandidateSpace, Genome, GroupWeights, MbSpace, SearchSpace};
@@ -25,82 +26,47 @@ use rand::{Rng, SeedableRng};
 
 /// Local search with restarts: mutates the best feasible genome seen so far, or
 /// samples a fresh genome with probability `restart` (and always until something
-/// feasible has been told).
+/// feasible has been told). Only the proposal step is written here; [`AskTell`]
+/// runs the ask loop around it (trial ids, no repeats within a batch or the study,
+/// the cost model's feasibility oracle, checked tells, snapshots).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct HillClimber {
-    space: Arc<dyn SearchSpace>,
-    oracle: Option<Oracle>,
     seed: u64,
     restart: f64,
-    ledger: Ledger,
     best: Option<(Genome, f64)>,
 }
 
 impl HillClimber {
-    fn new(space: Arc<dyn SearchSpace>, seed: u64) -> Self {
-        Self { space, oracle: None, seed, restart: 0.2, ledger: Ledger::new(), best: None }
-    }
-
-    /// One RNG per trial id: deterministic without serialising an RNG.
-    fn rng_for(&self, id: TrialId) -> StdRng {
-        StdRng::seed_from_u64(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ id.0)
+    fn optimizer(space: Arc<dyn SearchSpace>, seed: u64) -> AskTell<HillClimber> {
+        AskTell::from_proposer(space, HillClimber { seed, restart: 0.2, best: None })
     }
 }
 
-impl Optimizer for HillClimber {
+impl Proposer for HillClimber {
     fn name(&self) -> &str {
         "hill-climber"
     }
 
-    fn space(&self) -> &dyn SearchSpace {
-        self.space.as_ref()
-    }
-
-    fn ask(&mut self, n: usize) -> Result<Vec<Proposal>, OptimError> {
-        ensure_nonempty(self.space.as_ref())?;
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let mut rng = self.rng_for(self.ledger.next_id());
-            let mut pick = None;
-            for _ in 0..64 {
-                let g = match &self.best {
-                    Some((g, _)) if rng.random::<f64>() >= self.restart => {
-                        self.space.mutate_weighted(g, &mut rng, &GroupWeights::PAPER)
-                    }
-                    _ => self.space.sample(&mut rng),
-                };
-                let feasible = self.oracle.as_ref().is_none_or(|o| o(&g).is_feasible());
-                let fresh = !self.ledger.seen(&g) && !out.iter().any(|p: &Proposal| p.genome == g);
-                pick = Some(g);
-                if feasible && fresh {
-                    break;
-                }
+    fn propose(&mut self, cx: &AskContext<'_>) -> Genome {
+        // one RNG per trial id: deterministic without serialising an RNG
+        let id = cx.ledger().next_id().0;
+        let mut rng = StdRng::seed_from_u64(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ id);
+        let space = cx.space();
+        cx.pick(64, || match &self.best {
+            Some((g, _)) if rng.random::<f64>() >= self.restart => {
+                space.mutate_weighted(g, &mut rng, &GroupWeights::PAPER)
             }
-            let g = pick.unwrap_or_else(|| self.space.sample(&mut rng));
-            out.push(self.ledger.issue(g));
-        }
-        Ok(out)
+            _ => space.sample(&mut rng),
+        })
     }
 
-    fn tell(&mut self, id: TrialId, outcome: Outcome) -> Result<(), OptimError> {
-        self.ledger.check_pending(id)?;
-        let fitness = Scalarization::constrained_paper().outcome_fitness(&outcome)?;
-        let genome = self.ledger.settle(id, outcome)?.genome.clone();
-        if let Some(f) = fitness
+    fn told(&mut self, _id: TrialId, genome: &Genome, outcome: &Outcome) -> Result<(), OptimError> {
+        if let Some(f) = Scalarization::constrained_paper().outcome_fitness(outcome)?
             && f.feasible()
             && self.best.as_ref().is_none_or(|(_, s)| f.score > *s)
         {
-            self.best = Some((genome, f.score));
+            self.best = Some((genome.clone(), f.score));
         }
-        Ok(())
-    }
-
-    fn snapshot(&self) -> Result<danas::optim::serde_json::Value, OptimError> {
-        snapshot_of("hill-climber", self.space.as_ref(), &(self.seed, self.restart, &self.ledger, &self.best))
-    }
-
-    fn restore(&mut self, snapshot: danas::optim::serde_json::Value) -> Result<(), OptimError> {
-        (self.seed, self.restart, self.ledger, self.best) =
-            restore_from("hill-climber", self.space.as_ref(), snapshot)?;
         Ok(())
     }
 }
@@ -144,7 +110,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     // 1. the conformance suite, called as plain functions
-    conformance::run_all(&|space, seed| HillClimber::new(space, seed)).map_err(anyhow::Error::msg)?;
+    conformance::run_all(&|space, seed| HillClimber::optimizer(space, seed)).map_err(anyhow::Error::msg)?;
     println!("conformance suite: all checks pass for hill-climber");
 
     // 2. the custom optimiser in danas's search loop, with the real cost gate
@@ -155,8 +121,8 @@ fn main() -> anyhow::Result<()> {
         danas::core::Precision::Int8,
         2,
     ));
-    let mut mine = HillClimber::new(space.clone(), 7);
-    mine.oracle = Some(gate.oracle(space.clone() as Arc<dyn CandidateSpace>));
+    let mine =
+        HillClimber::optimizer(space.clone(), 7).with_oracle(gate.oracle(space.clone() as Arc<dyn CandidateSpace>));
     let dir = std::env::temp_dir().join(format!("danas-example-05-{}", std::process::id()));
     let summary = Search::new(space, Box::new(mine), gate, Arc::new(LandscapeEvaluator(Landscape::new(7))))
         .budget(danas::search::Budget { wall: None, max_trials: Some(budget as u64) })
@@ -178,8 +144,7 @@ fn main() -> anyhow::Result<()> {
     let problem = Arc::new(SyntheticProblem::new(MbSpace::paper(), real_cost(), Limits::paper()));
     println!("{:<14} {:>6} {:>14} {:>12}", "strategy", "seed", "best feasible", "hypervolume");
     for seed in 0..3u64 {
-        let mut mine = HillClimber::new(problem.space(), seed);
-        mine.oracle = Some(problem.oracle());
+        let mut mine = HillClimber::optimizer(problem.space(), seed).with_oracle(problem.oracle());
         let mut random = RandomSearch::new(problem.space(), seed).with_oracle(problem.oracle());
         for opt in [&mut mine as &mut dyn Optimizer, &mut random] {
             let trials = run_search(&problem, &Landscape::new(seed), opt, budget, 4)?;

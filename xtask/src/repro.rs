@@ -408,7 +408,9 @@ struct DataVsHw {
     /// Search space of the data-aware search (preset or TOML file, relative to the repository).
     space: String,
     mcu: String,
-    strategy: String,
+    /// The optimiser of every search.
+    #[serde(alias = "strategy")]
+    optimizer: String,
     /// Fixed data configurations of the hardware-aware baseline.
     fixed: Vec<String>,
     /// Time budgets; every search runs to the largest, the smaller ones are read from its timeline.
@@ -456,7 +458,7 @@ impl DataVsHw {
         let max = budgets.iter().copied().fold(0.0, f64::max);
         let searches = self.limits.len() * self.modes().len() * seeds as usize;
         println!("data-vs-hw plan:");
-        println!("  data {}, space {}, mcu {}, strategy {}", self.data, self.space, self.mcu, self.strategy);
+        println!("  data {}, space {}, mcu {}, optimizer {}", self.data, self.space, self.mcu, self.optimizer);
         println!(
             "  budgets {:?} (each search runs {:.1} h; smaller budgets are read from its timeline)",
             self.budgets,
@@ -564,7 +566,7 @@ impl DataVsHw {
                         ("space", s(&space)),
                         ("data", s(&cfg.data)),
                         ("mcu", s(&cfg.mcu)),
-                        ("strategy", s(&cfg.strategy)),
+                        ("optimizer", s(&cfg.optimizer)),
                         ("ram_kib", toml::Value::Float(l[0])),
                         ("flash_kib", toml::Value::Float(l[1])),
                         ("budget", s(&max_budget)),
@@ -652,13 +654,13 @@ impl DataVsHw {
         let _ = writeln!(
             md,
             "Data-aware search (data configuration + network) against the hardware-aware baseline \
-             (the same search with the data configuration fixed), on `{}` with space `{}`, strategy `{}`, \
+             (the same search with the data configuration fixed), on `{}` with space `{}`, optimizer `{}`, \
              MCU `{}`, {} seeds. Each search ran to the largest budget; the best feasible system at a \
              smaller budget is the best among the trials finished by then on the study clock (which \
              counts supernet training), which is what a search with that budget would have found. \
              Test accuracy: the chosen system retrained for {} steps and scored on the test split, \
              which no search decision saw.\n",
-            self.data, self.space, self.strategy, self.mcu, self.seeds, self.final_steps
+            self.data, self.space, self.optimizer, self.mcu, self.seeds, self.final_steps
         );
         let _ = writeln!(
             md,
@@ -1082,7 +1084,7 @@ impl Optimizers {
                     ("space", s(&root_path(root, &cfg.space))),
                     ("data", s(&cfg.data)),
                     ("mcu", s(&cfg.mcu)),
-                    ("strategy", s(st)),
+                    ("optimizer", s(st)),
                     ("ram_kib", toml::Value::Float(cfg.limits[0])),
                     ("flash_kib", toml::Value::Float(cfg.limits[1])),
                     ("max_trials", toml::Value::Integer(cfg.max_trials as i64)),

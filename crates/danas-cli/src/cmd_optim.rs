@@ -7,7 +7,7 @@ use anyhow::Context;
 use danas_core::Precision;
 use danas_cost::Profile;
 use danas_optim::synthetic::{CostFn, Landscape, StrategyReport, SyntheticProblem, compare_strategies, stand_in_cost};
-use danas_optim::{Limits, STRATEGIES};
+use danas_optim::{Limits, OptimizerKind};
 use danas_space::MbSpace;
 
 use crate::InputError;
@@ -39,9 +39,9 @@ struct BenchArgs {
     /// Proposals asked at once.
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// Comma-separated strategies (default: all).
-    #[arg(long, value_delimiter = ',')]
-    strategies: Vec<String>,
+    /// Comma-separated optimisers (default: all).
+    #[arg(long, alias = "strategies", value_delimiter = ',')]
+    optimizers: Vec<OptimizerKind>,
     /// RAM limit in KiB (compared with the cost model's tensor arena).
     #[arg(long, default_value_t = 512)]
     ram_kib: u64,
@@ -87,17 +87,8 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     if a.ram_kib == 0 || a.flash_kib == 0 {
         return Err(InputError("--ram-kib and --flash-kib must be at least 1".into()).into());
     }
-    let strategies: Vec<String> =
-        if a.strategies.is_empty() { STRATEGIES.iter().map(|s| s.to_string()).collect() } else { a.strategies.clone() };
-    for s in &strategies {
-        if !STRATEGIES.contains(&s.as_str()) {
-            return Err(InputError(format!(
-                "unknown strategy {s:?} in --strategies; known: {}",
-                STRATEGIES.join(", ")
-            ))
-            .into());
-        }
-    }
+    let optimizers: Vec<OptimizerKind> =
+        if a.optimizers.is_empty() { OptimizerKind::ALL.to_vec() } else { a.optimizers.clone() };
     let space = MbSpace::by_name(&a.space).map_err(|e| InputError(format!("--space: {e}")))?;
     let cost = if a.stand_in_cost {
         stand_in_cost()
@@ -111,7 +102,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let limits = Limits { ram_bytes: a.ram_kib * 1024, flash_bytes: a.flash_kib * 1024, latency_ms: None };
     let problem = Arc::new(SyntheticProblem::new(space, cost, limits));
     let seeds: Vec<u64> = (0..a.seeds).collect();
-    let names: Vec<&str> = strategies.iter().map(String::as_str).collect();
+    let names: Vec<&str> = optimizers.iter().map(|k| k.name()).collect();
     let reports =
         compare_strategies(&problem, &names, &seeds, a.budget, a.batch, !a.no_oracle, Landscape::CHANCE_ACCURACY)
             .context("running the strategies")?;

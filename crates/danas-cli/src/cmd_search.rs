@@ -22,8 +22,8 @@ pub struct Args {
     #[arg(long)]
     pub space: Option<String>,
     /// Optimiser: random, paper-ga, aging-evolution, nsga2, bayesian.
-    #[arg(long)]
-    pub strategy: Option<String>,
+    #[arg(long, alias = "strategy")]
+    pub optimizer: Option<danas_optim::OptimizerKind>,
     /// Data source: `synthetic`, `idx:DIR`, `folder:DIR`, `wake-vision:DIR`.
     #[arg(long)]
     pub data: Option<String>,
@@ -78,9 +78,9 @@ pub struct Args {
     /// Score candidates by the accuracy of their int8 model (as deployed) instead of the float network's.
     #[arg(long)]
     pub int8_eval: bool,
-    /// Supernet training strategy: full (the paper) or sandwich.
-    #[arg(long)]
-    pub supernet_strategy: Option<String>,
+    /// Supernet training: full (the paper) or sandwich.
+    #[arg(long, alias = "supernet-strategy")]
+    pub supernet_mode: Option<danas_search::config::SupernetMode>,
     /// Results directory (default: a new dated folder under `results/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -136,7 +136,10 @@ fn merge(args: &Args) -> anyhow::Result<SearchConfig> {
             $(if let Some(v) = &args.$flag { $field = v.clone().into(); })*
         };
     }
-    set!(space => c.space, strategy => c.strategy, data => c.data, mcu => c.mcu);
+    set!(space => c.space, data => c.data, mcu => c.mcu);
+    if let Some(o) = args.optimizer {
+        c.optimizer = o;
+    }
     if args.ram_kib.is_some() {
         c.ram_kib = args.ram_kib;
     }
@@ -170,8 +173,8 @@ fn merge(args: &Args) -> anyhow::Result<SearchConfig> {
     if args.int8_eval {
         c.evaluation.int8 = true;
     }
-    if let Some(s) = &args.supernet_strategy {
-        c.supernet.strategy = s.clone();
+    if let Some(m) = args.supernet_mode {
+        c.supernet.mode = m;
     }
     if let Some(s) = args.finetune_steps {
         c.evaluation.finetune_steps = s;
@@ -373,9 +376,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let quiet = args.quiet || args.json;
     if !quiet {
         eprintln!(
-            "danas search: space {}, strategy {}, data {}, mcu {}, results in {}",
+            "danas search: space {}, optimizer {}, data {}, mcu {}, results in {}",
             cfg.space,
-            cfg.strategy,
+            cfg.optimizer,
             cfg.data,
             cfg.mcu,
             dir.display()

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use danas_core::{Arch, BatchSource, Candidate, Color, DataConfig};
-use danas_train::{OptimizerKind, StoragePrecision, Supernet, TrainConfig};
+use danas_train::{GradientOptimizer, StoragePrecision, Supernet, TrainConfig};
 
 use crate::InputError;
 
@@ -130,9 +130,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     arch.validate().map_err(|e| InputError(format!("architecture: {e}")))?;
     let cand = Candidate::new(data, arch);
     let optimizer = match args.optimizer.to_ascii_lowercase().as_str() {
-        "adam" => OptimizerKind::Adam { weight_decay: args.weight_decay },
-        "adamw" => OptimizerKind::AdamW { weight_decay: args.weight_decay },
-        "sgd" => OptimizerKind::Sgd { momentum: 0.9, weight_decay: args.weight_decay, nesterov: false },
+        "adam" => GradientOptimizer::Adam { weight_decay: args.weight_decay },
+        "adamw" => GradientOptimizer::AdamW { weight_decay: args.weight_decay },
+        "sgd" => GradientOptimizer::Sgd { momentum: 0.9, weight_decay: args.weight_decay, nesterov: false },
         o => return Err(InputError(format!("--optimizer {o:?}: expected adam, adamw or sgd")).into()),
     };
     let supernet = match &args.from_supernet {

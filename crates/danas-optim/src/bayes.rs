@@ -10,10 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::gp::{Gp, GpHyper, default_grid, expected_improvement, norm_cdf};
-use crate::optimizer::{propose_with, rng_from, rng_serde};
+use crate::optimizer::{rng_from, rng_serde};
 use crate::{
-    Ledger, Limits, Objective, OptimError, Optimizer, Oracle, Outcome, Proposal, Scalarization, TrialId,
-    ensure_nonempty, total_violation,
+    AskContext, AskTell, Limits, Objective, OptimError, Outcome, Proposer, Scalarization, TrialId, total_violation,
 };
 
 /// What the Bayesian optimiser models.
@@ -108,16 +107,12 @@ struct Obs {
 /// improvement × probability of feasibility, maximised over random (oracle-feasible)
 /// samples plus mutants of the best observations. A batch of `n` takes the `n` best
 /// distinct candidates.
-pub struct Bayesian {
-    space: Arc<dyn SearchSpace>,
-    oracle: Option<Oracle>,
-    cfg: BayesConfig,
-    st: BayesState,
-}
+pub type Bayesian = AskTell<BayesProposer>;
 
+/// The proposal step of [`Bayesian`]: its settings, observations and GP hyperparameters.
 #[derive(Clone, Serialize, Deserialize)]
-struct BayesState {
-    ledger: Ledger,
+pub struct BayesProposer {
+    cfg: BayesConfig,
     #[serde(with = "rng_serde")]
     rng: ChaCha8Rng,
     obs: Vec<Obs>,
@@ -133,7 +128,7 @@ struct BayesState {
 impl Bayesian {
     /// Default settings: maximise accuracy under the paper's hard limits.
     pub fn new(space: Arc<dyn SearchSpace>, seed: u64) -> Self {
-        Self { space, oracle: None, cfg: BayesConfig::default(), st: BayesState::new(seed) }
+        AskTell::from_proposer(space, BayesProposer::new(BayesConfig::default(), seed))
     }
 
     /// With checked settings.
@@ -142,13 +137,22 @@ impl Bayesian {
     /// [`OptimError::InvalidConfig`] when the settings are invalid.
     pub fn with_config(space: Arc<dyn SearchSpace>, cfg: BayesConfig, seed: u64) -> Result<Self, OptimError> {
         cfg.validate()?;
-        Ok(Self { space, oracle: None, cfg, st: BayesState::new(seed) })
+        Ok(AskTell::from_proposer(space, BayesProposer::new(cfg, seed)))
     }
+}
 
-    /// Scores only candidates the oracle calls feasible.
-    pub fn with_oracle(mut self, oracle: Oracle) -> Self {
-        self.oracle = Some(oracle);
-        self
+impl BayesProposer {
+    fn new(cfg: BayesConfig, seed: u64) -> Self {
+        Self {
+            cfg,
+            rng: rng_from(seed),
+            obs: Vec::new(),
+            random_issued: 0,
+            hyper: None,
+            hyper_at: 0,
+            cons_hyper: None,
+            cons_hyper_at: 0,
+        }
     }
 
     fn observe(&self, genome: Genome, outcome: &Outcome) -> Result<Option<Obs>, OptimError> {
@@ -174,17 +178,17 @@ impl Bayesian {
 
     /// Targets to maximise for the objective GP (indices into obs and values).
     fn targets(&mut self) -> (Vec<usize>, Vec<f64>) {
-        let idx: Vec<usize> = (0..self.st.obs.len()).filter(|&i| self.st.obs[i].values.is_some()).collect();
+        let idx: Vec<usize> = (0..self.obs.len()).filter(|&i| self.obs[i].values.is_some()).collect();
         let y = match &self.cfg.mode {
-            BayesMode::Scalar(_) => idx.iter().map(|&i| self.st.obs[i].values.as_ref().map_or(0.0, |v| v[0])).collect(),
+            BayesMode::Scalar(_) => idx.iter().map(|&i| self.obs[i].values.as_ref().map_or(0.0, |v| v[0])).collect(),
             BayesMode::ParEgo { objectives, .. } => {
                 let m = objectives.len();
-                let vals: Vec<&Vec<f64>> = idx.iter().filter_map(|&i| self.st.obs[i].values.as_ref()).collect();
+                let vals: Vec<&Vec<f64>> = idx.iter().filter_map(|&i| self.obs[i].values.as_ref()).collect();
                 let lo: Vec<f64> = (0..m).map(|k| vals.iter().map(|v| v[k]).fold(f64::INFINITY, f64::min)).collect();
                 let hi: Vec<f64> =
                     (0..m).map(|k| vals.iter().map(|v| v[k]).fold(f64::NEG_INFINITY, f64::max)).collect();
                 // weights uniform on the simplex
-                let mut cuts: Vec<f64> = (0..m.saturating_sub(1)).map(|_| self.st.rng.random::<f64>()).collect();
+                let mut cuts: Vec<f64> = (0..m.saturating_sub(1)).map(|_| self.rng.random::<f64>()).collect();
                 cuts.sort_by(f64::total_cmp);
                 let mut w = Vec::with_capacity(m);
                 let mut prev = 0.0;
@@ -209,8 +213,8 @@ impl Bayesian {
 
     fn fit(&mut self, x: &[Vec<f64>], y: &[f64], constraint: bool) -> Option<Gp> {
         let n = y.len();
-        let cached = if constraint { self.st.cons_hyper } else { self.st.hyper };
-        let last = if constraint { self.st.cons_hyper_at } else { self.st.hyper_at };
+        let cached = if constraint { self.cons_hyper } else { self.hyper };
+        let last = if constraint { self.cons_hyper_at } else { self.hyper_at };
         let due = n <= 40 || n >= last + self.cfg.refit_every || cached.is_none();
         let hyper = if due {
             // select hyperparameters on the most recent HYPER_SUBSET points (cheap), then fit on all
@@ -221,114 +225,86 @@ impl Bayesian {
         };
         let gp = hyper.and_then(|h| Gp::fit_with(x, y, h)).or_else(|| Gp::fit(x, y, &default_grid()))?;
         if constraint {
-            self.st.cons_hyper = Some(gp.hyper());
+            self.cons_hyper = Some(gp.hyper());
             if due {
-                self.st.cons_hyper_at = n;
+                self.cons_hyper_at = n;
             }
         } else {
-            self.st.hyper = Some(gp.hyper());
+            self.hyper = Some(gp.hyper());
             if due {
-                self.st.hyper_at = n;
+                self.hyper_at = n;
             }
         }
         Some(gp)
     }
 
-    fn candidates(&mut self, batch: &BTreeSet<Genome>) -> Vec<Genome> {
+    fn candidates(&mut self, cx: &AskContext<'_>) -> Vec<Genome> {
+        let space = cx.space();
         let mut set: BTreeSet<Genome> = BTreeSet::new();
-        let ok = |g: &Genome, ledger: &Ledger, oracle: Option<&Oracle>| {
-            !ledger.seen(g) && !batch.contains(g) && oracle.is_none_or(|o| o(g).is_feasible())
-        };
-        let st = &mut self.st;
+        let ok = |g: &Genome| cx.is_new(g) && cx.is_feasible(g);
         for _ in 0..self.cfg.random_candidates {
-            let g = self.space.sample(&mut st.rng);
-            if !set.contains(&g) && ok(&g, &st.ledger, self.oracle.as_ref()) {
+            let g = space.sample(&mut self.rng);
+            if !set.contains(&g) && ok(&g) {
                 set.insert(g);
             }
         }
         // parents: best feasible-first observations
-        let mut order: Vec<usize> = (0..st.obs.len()).filter(|&i| st.obs[i].values.is_some()).collect();
+        let mut order: Vec<usize> = (0..self.obs.len()).filter(|&i| self.obs[i].values.is_some()).collect();
         let key = |o: &Obs| (o.violation, o.values.as_ref().map_or(0.0, |v| -v.iter().sum::<f64>()));
         order.sort_by(|&a, &b| {
-            let (va, sa) = key(&st.obs[a]);
-            let (vb, sb) = key(&st.obs[b]);
+            let (va, sa) = key(&self.obs[a]);
+            let (vb, sb) = key(&self.obs[b]);
             va.total_cmp(&vb).then(sa.total_cmp(&sb))
         });
         if matches!(self.cfg.mode, BayesMode::ParEgo { .. }) {
             // any observed point is a reasonable parent in the multi-objective case
-            order.shuffle(&mut st.rng);
+            order.shuffle(&mut self.rng);
         }
         for &i in order.iter().take(self.cfg.local_parents) {
-            let parent = st.obs[i].genome.clone();
+            let parent = self.obs[i].genome.clone();
             for _ in 0..self.cfg.local_mutants {
-                let g = self.space.mutate_weighted(&parent, &mut st.rng, &GroupWeights::UNIFORM);
-                if !set.contains(&g) && ok(&g, &st.ledger, self.oracle.as_ref()) {
+                let g = space.mutate_weighted(&parent, &mut self.rng, &GroupWeights::UNIFORM);
+                if !set.contains(&g) && ok(&g) {
                     set.insert(g);
                 }
             }
         }
         set.into_iter().collect()
     }
-
-    fn random_one(&mut self, batch: &BTreeSet<Genome>) -> Genome {
-        let st = &mut self.st;
-        let space = &self.space;
-        propose_with(&st.ledger, self.oracle.as_ref(), 64, batch, || space.sample(&mut st.rng))
-    }
 }
 
-impl BayesState {
-    fn new(seed: u64) -> Self {
-        Self {
-            ledger: Ledger::new(),
-            rng: rng_from(seed),
-            obs: Vec::new(),
-            random_issued: 0,
-            hyper: None,
-            hyper_at: 0,
-            cons_hyper: None,
-            cons_hyper_at: 0,
-        }
-    }
-}
-
-impl Optimizer for Bayesian {
+impl Proposer for BayesProposer {
     fn name(&self) -> &str {
         "bayesian"
     }
 
-    fn space(&self) -> &dyn SearchSpace {
-        self.space.as_ref()
-    }
-
-    fn ask(&mut self, n: usize) -> Result<Vec<Proposal>, OptimError> {
-        ensure_nonempty(self.space.as_ref())?;
-        let mut batch: BTreeSet<Genome> = BTreeSet::new();
+    fn propose_batch(&mut self, n: usize, cx: &AskContext<'_>) -> Vec<Genome> {
         let mut chosen: Vec<Genome> = Vec::new();
         let (idx, y) = self.targets();
-        if n > 0 && self.st.random_issued >= self.cfg.initial && idx.len() >= 2 {
-            let x: Vec<Vec<f64>> = idx.iter().map(|&i| self.space.encode(&self.st.obs[i].genome)).collect();
+        if n > 0 && self.random_issued >= self.cfg.initial && idx.len() >= 2 {
+            let space = cx.space();
+            let x: Vec<Vec<f64>> = idx.iter().map(|&i| space.encode(&self.obs[i].genome)).collect();
             let best = idx
                 .iter()
                 .zip(&y)
-                .filter(|(i, _)| self.st.obs[**i].violation <= 0.0)
+                .filter(|(i, _)| self.obs[**i].violation <= 0.0)
                 .map(|(_, v)| *v)
                 .fold(f64::NEG_INFINITY, f64::max);
             let gp = self.fit(&x, &y, false);
-            let any_infeasible = self.st.obs.iter().any(|o| o.violation > 0.0);
+            let any_infeasible = self.obs.iter().any(|o| o.violation > 0.0);
             let cons = if any_infeasible {
-                let xc: Vec<Vec<f64>> = self.st.obs.iter().map(|o| self.space.encode(&o.genome)).collect();
-                let yc: Vec<f64> = self.st.obs.iter().map(|o| o.violation.min(10.0)).collect();
+                let xc: Vec<Vec<f64>> = self.obs.iter().map(|o| space.encode(&o.genome)).collect();
+                let yc: Vec<f64> = self.obs.iter().map(|o| o.violation.min(10.0)).collect();
                 self.fit(&xc, &yc, true)
             } else {
                 None
             };
-            let cands = self.candidates(&batch);
+            let cands = self.candidates(cx);
             let mut scored: Vec<(f64, usize)> = cands
                 .iter()
                 .enumerate()
                 .map(|(k, g)| {
-                    let e = self.space.encode(g);
+                    let e = space.encode(g);
                     let pof = cons.as_ref().map_or(1.0, |c| {
                         let (m, s) = c.predict(&e);
                         norm_cdf((1e-3 - m) / s.max(1e-9))
@@ -349,40 +325,21 @@ impl Optimizer for Bayesian {
                 })
                 .collect();
             scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-            for (_, k) in scored.into_iter().take(n) {
-                batch.insert(cands[k].clone());
-                chosen.push(cands[k].clone());
-            }
+            chosen = scored.into_iter().take(n).map(|(_, k)| cands[k].clone()).collect();
         }
-        let mut out = Vec::with_capacity(n);
-        for g in chosen {
-            out.push(self.st.ledger.issue(g));
-        }
-        while out.len() < n {
-            self.st.random_issued += 1;
-            let g = self.random_one(&batch);
-            batch.insert(g.clone());
-            out.push(self.st.ledger.issue(g));
-        }
-        Ok(out)
+        chosen
     }
 
-    fn tell(&mut self, id: TrialId, outcome: Outcome) -> Result<(), OptimError> {
-        let genome = self.st.ledger.check_pending(id)?.clone();
-        let obs = self.observe(genome, &outcome)?;
-        self.st.ledger.settle(id, outcome)?;
-        if let Some(o) = obs {
-            self.st.obs.push(o);
+    fn propose(&mut self, cx: &AskContext<'_>) -> Genome {
+        self.random_issued += 1;
+        let rng = &mut self.rng;
+        cx.pick(64, || cx.space().sample(rng))
+    }
+
+    fn told(&mut self, _id: TrialId, genome: &Genome, outcome: &Outcome) -> Result<(), OptimError> {
+        if let Some(o) = self.observe(genome.clone(), outcome)? {
+            self.obs.push(o);
         }
-        Ok(())
-    }
-
-    fn snapshot(&self) -> Result<serde_json::Value, OptimError> {
-        crate::snapshot_of("bayesian", self.space.as_ref(), &(&self.cfg, &self.st))
-    }
-
-    fn restore(&mut self, snapshot: serde_json::Value) -> Result<(), OptimError> {
-        (self.cfg, self.st) = crate::restore_from("bayesian", self.space.as_ref(), snapshot)?;
         Ok(())
     }
 }

@@ -9,10 +9,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::optimizer::{propose_with, rng_from, rng_serde};
-use crate::{
-    Fitness, Ledger, OptimError, Optimizer, Oracle, Outcome, Proposal, Scalarization, TrialId, ensure_nonempty,
-};
+use crate::optimizer::{rng_from, rng_serde};
+use crate::{AskContext, AskTell, Fitness, OptimError, Outcome, Proposer, Scalarization, TrialId};
 
 /// Draws per proposal when looking for a new, feasible genome.
 const TRIES: usize = 64;
@@ -94,16 +92,12 @@ impl PaperGaConfig {
 /// mutants from the same winners; the next population then keeps the best children.
 /// Children are kept new (not proposed before) and, with an oracle, feasible, when
 /// possible within 64 draws.
-pub struct PaperGa {
-    space: Arc<dyn SearchSpace>,
-    oracle: Option<Oracle>,
-    cfg: PaperGaConfig,
-    st: GaState,
-}
+pub type PaperGa = AskTell<PaperGaProposer>;
 
+/// The proposal step of [`PaperGa`]: its settings and generations.
 #[derive(Clone, Serialize, Deserialize)]
-struct GaState {
-    ledger: Ledger,
+pub struct PaperGaProposer {
+    cfg: PaperGaConfig,
     #[serde(with = "rng_serde")]
     rng: ChaCha8Rng,
     generation: u64,
@@ -121,11 +115,7 @@ struct GaState {
 impl PaperGa {
     /// The paper's GA (defaults of [`PaperGaConfig`]).
     pub fn new(space: Arc<dyn SearchSpace>, seed: u64) -> Self {
-        match Self::with_config(space.clone(), PaperGaConfig::default(), seed) {
-            Ok(s) => s,
-            // The default configuration is valid (checked by tests).
-            Err(_) => Self { space, oracle: None, cfg: PaperGaConfig::default(), st: GaState::new(seed, 10) },
-        }
+        AskTell::from_proposer(space, PaperGaProposer::new(PaperGaConfig::default(), seed))
     }
 
     /// A GA with checked settings.
@@ -134,89 +124,98 @@ impl PaperGa {
     /// [`OptimError::InvalidConfig`] when the settings are invalid.
     pub fn with_config(space: Arc<dyn SearchSpace>, cfg: PaperGaConfig, seed: u64) -> Result<Self, OptimError> {
         cfg.validate()?;
-        let st = GaState::new(seed, cfg.population);
-        Ok(Self { space, oracle: None, cfg, st })
-    }
-
-    /// Avoids proposing candidates the oracle calls infeasible.
-    pub fn with_oracle(mut self, oracle: Oracle) -> Self {
-        self.oracle = Some(oracle);
-        self
+        Ok(AskTell::from_proposer(space, PaperGaProposer::new(cfg, seed)))
     }
 
     /// The current population (evaluated members).
     pub fn population(&self) -> &[Member] {
-        &self.st.population
+        &self.proposer().population
     }
 
     /// Completed generations.
     pub fn generation(&self) -> u64 {
-        self.st.generation
+        self.proposer().generation
     }
+}
 
-    /// The trial ledger.
-    pub fn ledger(&self) -> &Ledger {
-        &self.st.ledger
-    }
-
-    fn initialising(&self) -> bool {
-        self.st.winners.is_empty()
+impl PaperGaProposer {
+    fn new(cfg: PaperGaConfig, seed: u64) -> Self {
+        let core_target = cfg.population;
+        Self {
+            cfg,
+            rng: rng_from(seed),
+            generation: 0,
+            population: Vec::new(),
+            winners: Vec::new(),
+            plan: VecDeque::new(),
+            core: BTreeSet::new(),
+            core_target,
+            core_issued: 0,
+            results: Vec::new(),
+        }
     }
 
     fn advance(&mut self) {
-        let st = &mut self.st;
         let cap = self.cfg.population;
-        let mut pool = std::mem::take(&mut st.results);
-        if st.winners.is_empty() {
-            pool.append(&mut st.population);
+        let mut pool = std::mem::take(&mut self.results);
+        if self.winners.is_empty() {
+            pool.append(&mut self.population);
         } else {
             sort_best_first(&mut pool);
-            pool.truncate(cap.saturating_sub(st.winners.len()));
-            let mut next = std::mem::take(&mut st.winners);
+            pool.truncate(cap.saturating_sub(self.winners.len()));
+            let mut next = std::mem::take(&mut self.winners);
             next.append(&mut pool);
             pool = next;
-            st.generation += 1;
+            self.generation += 1;
         }
         sort_best_first(&mut pool);
         pool.truncate(cap);
-        st.population = pool;
-        st.core.clear();
-        st.core_issued = 0;
-        st.plan.clear();
-        if st.population.len() < cap {
+        self.population = pool;
+        self.core.clear();
+        self.core_issued = 0;
+        self.plan.clear();
+        if self.population.len() < cap {
             // still building the initial population
-            st.core_target = cap - st.population.len();
+            self.core_target = cap - self.population.len();
             return;
         }
         // selection: shuffled population in `tournaments` groups, the best of each survives
-        let mut order: Vec<usize> = (0..st.population.len()).collect();
-        order.shuffle(&mut st.rng);
+        let mut order: Vec<usize> = (0..self.population.len()).collect();
+        order.shuffle(&mut self.rng);
         let t = self.cfg.tournaments;
         let mut winners = Vec::with_capacity(t);
         for k in 0..t {
             let group: Vec<Member> = order[k * order.len() / t..(k + 1) * order.len() / t]
                 .iter()
-                .map(|&i| st.population[i].clone())
+                .map(|&i| self.population[i].clone())
                 .collect();
             if let Some(b) = best_index(&group) {
                 winners.push(group[b].clone());
             }
         }
-        st.winners = winners;
-        st.plan = std::iter::repeat_n(false, self.cfg.mutations)
+        self.winners = winners;
+        self.plan = std::iter::repeat_n(false, self.cfg.mutations)
             .chain(std::iter::repeat_n(true, self.cfg.crossovers))
             .collect();
-        st.core_target = st.plan.len();
+        self.core_target = self.plan.len();
+    }
+}
+
+impl Proposer for PaperGaProposer {
+    fn name(&self) -> &str {
+        "paper-ga"
     }
 
-    fn breed(&mut self, crossover: bool, batch: &BTreeSet<Genome>) -> Genome {
-        let st = &mut self.st;
-        let space = &self.space;
-        let winners = &st.winners;
+    fn propose(&mut self, cx: &AskContext<'_>) -> Genome {
+        let space = cx.space();
+        let rng = &mut self.rng;
+        if self.winners.is_empty() {
+            return cx.pick(TRIES, || space.sample(rng));
+        }
+        let crossover = self.plan.pop_front().unwrap_or(false);
+        let winners = &self.winners;
         let weights = self.cfg.weights;
-        let rng = &mut st.rng;
-        let ledger = &st.ledger;
-        propose_with(ledger, self.oracle.as_ref(), TRIES, batch, || {
+        cx.pick(TRIES, || {
             let i = rng.random_range(0..winners.len());
             let a = &winners[i];
             if crossover && winners.len() > 1 {
@@ -226,88 +225,28 @@ impl PaperGa {
                 }
                 let child = space.crossover(&a.genome, &winners[j].genome, rng);
                 // near-identical parents can only give back a known genome: mutate it then
-                if ledger.seen(&child) || batch.contains(&child) {
-                    space.mutate_weighted(&child, rng, &weights)
-                } else {
-                    child
-                }
+                if cx.is_new(&child) { child } else { space.mutate_weighted(&child, rng, &weights) }
             } else {
                 space.mutate_weighted(&a.genome, rng, &weights)
             }
         })
     }
-}
 
-impl GaState {
-    fn new(seed: u64, population: usize) -> Self {
-        Self {
-            ledger: Ledger::new(),
-            rng: rng_from(seed),
-            generation: 0,
-            population: Vec::new(),
-            winners: Vec::new(),
-            plan: VecDeque::new(),
-            core: BTreeSet::new(),
-            core_target: population,
-            core_issued: 0,
-            results: Vec::new(),
+    fn issued(&mut self, id: TrialId) {
+        if self.core_issued < self.core_target {
+            self.core.insert(id);
+            self.core_issued += 1;
         }
     }
-}
 
-impl Optimizer for PaperGa {
-    fn name(&self) -> &str {
-        "paper-ga"
-    }
-
-    fn space(&self) -> &dyn SearchSpace {
-        self.space.as_ref()
-    }
-
-    fn ask(&mut self, n: usize) -> Result<Vec<Proposal>, OptimError> {
-        ensure_nonempty(self.space.as_ref())?;
-        let mut batch = BTreeSet::new();
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let g = if self.initialising() {
-                let st = &mut self.st;
-                let space = &self.space;
-                propose_with(&st.ledger, self.oracle.as_ref(), TRIES, &batch, || space.sample(&mut st.rng))
-            } else {
-                let crossover = self.st.plan.pop_front().unwrap_or(false);
-                self.breed(crossover, &batch)
-            };
-            batch.insert(g.clone());
-            let p = self.st.ledger.issue(g);
-            if self.st.core_issued < self.st.core_target {
-                self.st.core.insert(p.id);
-                self.st.core_issued += 1;
-            }
-            out.push(p);
+    fn told(&mut self, id: TrialId, genome: &Genome, outcome: &Outcome) -> Result<(), OptimError> {
+        if let Some(fitness) = self.cfg.scalarization.outcome_fitness(outcome)? {
+            self.results.push(Member { genome: genome.clone(), fitness });
         }
-        Ok(out)
-    }
-
-    fn tell(&mut self, id: TrialId, outcome: Outcome) -> Result<(), OptimError> {
-        self.st.ledger.check_pending(id)?;
-        let fit = self.cfg.scalarization.outcome_fitness(&outcome)?;
-        let genome = self.st.ledger.settle(id, outcome)?.genome.clone();
-        if let Some(fitness) = fit {
-            self.st.results.push(Member { genome, fitness });
-        }
-        self.st.core.remove(&id);
-        if self.st.core.is_empty() && self.st.core_issued >= self.st.core_target {
+        self.core.remove(&id);
+        if self.core.is_empty() && self.core_issued >= self.core_target {
             self.advance();
         }
-        Ok(())
-    }
-
-    fn snapshot(&self) -> Result<serde_json::Value, OptimError> {
-        crate::snapshot_of("paper-ga", self.space.as_ref(), &(&self.cfg, &self.st))
-    }
-
-    fn restore(&mut self, snapshot: serde_json::Value) -> Result<(), OptimError> {
-        (self.cfg, self.st) = crate::restore_from("paper-ga", self.space.as_ref(), snapshot)?;
         Ok(())
     }
 }
@@ -355,16 +294,12 @@ impl AgingConfig {
 /// Regularized (aging) evolution, Real et al. 2019: a random initial population;
 /// then each proposal mutates the best of `sample_size` members drawn at random,
 /// and each told child replaces the oldest member.
-pub struct AgingEvolution {
-    space: Arc<dyn SearchSpace>,
-    oracle: Option<Oracle>,
-    cfg: AgingConfig,
-    st: AgingState,
-}
+pub type AgingEvolution = AskTell<AgingProposer>;
 
+/// The proposal step of [`AgingEvolution`]: its settings and population.
 #[derive(Clone, Serialize, Deserialize)]
-struct AgingState {
-    ledger: Ledger,
+pub struct AgingProposer {
+    cfg: AgingConfig,
     #[serde(with = "rng_serde")]
     rng: ChaCha8Rng,
     population: VecDeque<Member>,
@@ -374,8 +309,7 @@ struct AgingState {
 impl AgingEvolution {
     /// Aging evolution with default settings (population 20, sample 5).
     pub fn new(space: Arc<dyn SearchSpace>, seed: u64) -> Self {
-        let cfg = AgingConfig::default();
-        Self { space, oracle: None, cfg, st: AgingState::new(seed) }
+        AskTell::from_proposer(space, AgingProposer::new(AgingConfig::default(), seed))
     }
 
     /// With checked settings.
@@ -384,84 +318,51 @@ impl AgingEvolution {
     /// [`OptimError::InvalidConfig`] when the settings are invalid.
     pub fn with_config(space: Arc<dyn SearchSpace>, cfg: AgingConfig, seed: u64) -> Result<Self, OptimError> {
         cfg.validate()?;
-        Ok(Self { space, oracle: None, cfg, st: AgingState::new(seed) })
-    }
-
-    /// Avoids proposing candidates the oracle calls infeasible.
-    pub fn with_oracle(mut self, oracle: Oracle) -> Self {
-        self.oracle = Some(oracle);
-        self
+        Ok(AskTell::from_proposer(space, AgingProposer::new(cfg, seed)))
     }
 
     /// The current population, oldest first.
     pub fn population(&self) -> impl Iterator<Item = &Member> {
-        self.st.population.iter()
+        self.proposer().population.iter()
     }
 }
 
-impl AgingState {
-    fn new(seed: u64) -> Self {
-        Self { ledger: Ledger::new(), rng: rng_from(seed), population: VecDeque::new(), random_issued: 0 }
+impl AgingProposer {
+    fn new(cfg: AgingConfig, seed: u64) -> Self {
+        Self { cfg, rng: rng_from(seed), population: VecDeque::new(), random_issued: 0 }
     }
 }
 
-impl Optimizer for AgingEvolution {
+impl Proposer for AgingProposer {
     fn name(&self) -> &str {
         "aging-evolution"
     }
 
-    fn space(&self) -> &dyn SearchSpace {
-        self.space.as_ref()
-    }
-
-    fn ask(&mut self, n: usize) -> Result<Vec<Proposal>, OptimError> {
-        ensure_nonempty(self.space.as_ref())?;
-        let mut batch = BTreeSet::new();
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let st = &mut self.st;
-            let space = &self.space;
-            let oracle = self.oracle.as_ref();
-            let g = if st.random_issued < self.cfg.population || st.population.is_empty() {
-                st.random_issued += 1;
-                propose_with(&st.ledger, oracle, TRIES, &batch, || space.sample(&mut st.rng))
-            } else {
-                let pop = &st.population;
-                let rng = &mut st.rng;
-                let k = self.cfg.sample_size.min(pop.len());
-                let weights = self.cfg.weights;
-                propose_with(&st.ledger, oracle, TRIES, &batch, || {
-                    let sample: Vec<Member> =
-                        rand::seq::index::sample(rng, pop.len(), k).into_iter().map(|i| pop[i].clone()).collect();
-                    let parent = best_index(&sample).map_or(&pop[0], |b| &sample[b]).genome.clone();
-                    space.mutate_weighted(&parent, rng, &weights)
-                })
-            };
-            batch.insert(g.clone());
-            out.push(st.ledger.issue(g));
+    fn propose(&mut self, cx: &AskContext<'_>) -> Genome {
+        let space = cx.space();
+        let rng = &mut self.rng;
+        if self.random_issued < self.cfg.population || self.population.is_empty() {
+            self.random_issued += 1;
+            return cx.pick(TRIES, || space.sample(rng));
         }
-        Ok(out)
+        let pop = &self.population;
+        let k = self.cfg.sample_size.min(pop.len());
+        let weights = self.cfg.weights;
+        cx.pick(TRIES, || {
+            let sample: Vec<Member> =
+                rand::seq::index::sample(rng, pop.len(), k).into_iter().map(|i| pop[i].clone()).collect();
+            let parent = best_index(&sample).map_or(&pop[0], |b| &sample[b]).genome.clone();
+            space.mutate_weighted(&parent, rng, &weights)
+        })
     }
 
-    fn tell(&mut self, id: TrialId, outcome: Outcome) -> Result<(), OptimError> {
-        self.st.ledger.check_pending(id)?;
-        let fit = self.cfg.scalarization.outcome_fitness(&outcome)?;
-        let genome = self.st.ledger.settle(id, outcome)?.genome.clone();
-        if let Some(fitness) = fit {
-            self.st.population.push_back(Member { genome, fitness });
-            while self.st.population.len() > self.cfg.population {
-                self.st.population.pop_front();
+    fn told(&mut self, _id: TrialId, genome: &Genome, outcome: &Outcome) -> Result<(), OptimError> {
+        if let Some(fitness) = self.cfg.scalarization.outcome_fitness(outcome)? {
+            self.population.push_back(Member { genome: genome.clone(), fitness });
+            while self.population.len() > self.cfg.population {
+                self.population.pop_front();
             }
         }
-        Ok(())
-    }
-
-    fn snapshot(&self) -> Result<serde_json::Value, OptimError> {
-        crate::snapshot_of("aging-evolution", self.space.as_ref(), &(&self.cfg, &self.st))
-    }
-
-    fn restore(&mut self, snapshot: serde_json::Value) -> Result<(), OptimError> {
-        (self.cfg, self.st) = crate::restore_from("aging-evolution", self.space.as_ref(), snapshot)?;
         Ok(())
     }
 }

@@ -6,9 +6,11 @@
 //! Optimisers see genomes and metric values only, never networks, and work with any
 //! [`SearchSpace`](danas_space::SearchSpace).
 //!
-//! - Strategies: [`RandomSearch`], [`PaperGa`] (the paper's GA), [`AgingEvolution`],
-//!   [`Nsga2`], [`Bayesian`] (exact GP, expected improvement, constrained and
-//!   ParEGO multi-objective variants).
+//! - Optimisers ([`OptimizerKind`] names them): [`RandomSearch`], [`PaperGa`] (the
+//!   paper's GA), [`AgingEvolution`], [`Nsga2`], [`Bayesian`] (exact GP, expected
+//!   improvement, constrained and ParEGO multi-objective variants). Each is a
+//!   [`Proposer`] (its proposal step) in the shared ask loop [`AskTell`]; write your
+//!   own the same way.
 //! - Objectives and scalarisation: [`Objective`], [`Metrics`], [`Scalarization`]
 //!   (`paper` soft penalty, `constrained`, `weighted`).
 //! - Feasibility: an optional cheap [`Oracle`] (typically the cost model's limit
@@ -35,6 +37,7 @@
 //! # Ok::<(), danas_optim::OptimError>(())
 //! ```
 
+mod ask;
 mod bayes;
 pub mod conformance;
 mod error;
@@ -47,10 +50,11 @@ pub mod pareto;
 mod random;
 pub mod synthetic;
 
-pub use bayes::{BayesConfig, BayesMode, Bayesian};
+pub use ask::{AskContext, AskTell, Proposer};
+pub use bayes::{BayesConfig, BayesMode, BayesProposer, Bayesian};
 pub use error::OptimError;
-pub use evolution::{AgingConfig, AgingEvolution, Member, PaperGa, PaperGaConfig};
-pub use nsga2::{MoMember, Nsga2, Nsga2Config};
+pub use evolution::{AgingConfig, AgingEvolution, AgingProposer, Member, PaperGa, PaperGaConfig, PaperGaProposer};
+pub use nsga2::{MoMember, Nsga2, Nsga2Config, Nsga2Proposer};
 pub use objective::{
     Direction, Feasibility, Fitness, Limits, Metrics, Objective, Oracle, Outcome, Scalarization, Violation, names,
     total_violation,
@@ -58,13 +62,93 @@ pub use objective::{
 pub use optimizer::{
     Event, Journal, Ledger, Optimizer, Proposal, Trial, TrialId, ensure_nonempty, replay, restore_from, snapshot_of,
 };
-pub use random::RandomSearch;
+pub use random::{RandomSearch, Uniform};
 /// Re-exported so that optimisers outside this crate can name [`serde_json::Value`]
 /// (the snapshot type) without a direct dependency.
 pub use serde_json;
 
-/// The built-in strategies by name, for CLIs and benches.
-pub const STRATEGIES: [&str; 5] = ["random", "paper-ga", "aging-evolution", "nsga2", "bayesian"];
+/// The built-in optimisers, by name (`random`, `paper-ga`, `aging-evolution`,
+/// `nsga2`, `bayesian`): what a config file or a command line names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// [`RandomSearch`].
+    Random,
+    /// [`PaperGa`], the paper's genetic algorithm.
+    PaperGa,
+    /// [`AgingEvolution`].
+    AgingEvolution,
+    /// [`Nsga2`].
+    Nsga2,
+    /// [`Bayesian`].
+    Bayesian,
+}
+
+impl OptimizerKind {
+    /// Every built-in optimiser.
+    pub const ALL: [OptimizerKind; 5] = [
+        OptimizerKind::Random,
+        OptimizerKind::PaperGa,
+        OptimizerKind::AgingEvolution,
+        OptimizerKind::Nsga2,
+        OptimizerKind::Bayesian,
+    ];
+
+    /// Its name, e.g. `aging-evolution`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Random => "random",
+            OptimizerKind::PaperGa => "paper-ga",
+            OptimizerKind::AgingEvolution => "aging-evolution",
+            OptimizerKind::Nsga2 => "nsga2",
+            OptimizerKind::Bayesian => "bayesian",
+        }
+    }
+
+    /// The names of [`OptimizerKind::ALL`], comma separated.
+    pub fn names() -> String {
+        Self::ALL.map(Self::name).join(", ")
+    }
+
+    /// Builds the optimiser with default settings, optionally with an oracle.
+    pub fn build(
+        self,
+        space: std::sync::Arc<dyn danas_space::SearchSpace>,
+        seed: u64,
+        oracle: Option<Oracle>,
+    ) -> Box<dyn Optimizer> {
+        fn boxed<P: Proposer + 'static>(o: AskTell<P>, oracle: Option<Oracle>) -> Box<dyn Optimizer> {
+            match oracle {
+                Some(or) => Box::new(o.with_oracle(or)),
+                None => Box::new(o),
+            }
+        }
+        match self {
+            OptimizerKind::Random => boxed(RandomSearch::new(space, seed), oracle),
+            OptimizerKind::PaperGa => boxed(PaperGa::new(space, seed), oracle),
+            OptimizerKind::AgingEvolution => boxed(AgingEvolution::new(space, seed), oracle),
+            OptimizerKind::Nsga2 => boxed(Nsga2::new(space, seed), oracle),
+            OptimizerKind::Bayesian => boxed(Bayesian::new(space, seed), oracle),
+        }
+    }
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = OptimError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| OptimError::config("optimizer", s, format!("unknown; known: {}", Self::names())))
+    }
+}
 
 /// Builds a built-in optimiser by name with default settings, optionally with an oracle.
 ///
@@ -76,19 +160,5 @@ pub fn by_name(
     seed: u64,
     oracle: Option<Oracle>,
 ) -> Result<Box<dyn Optimizer>, OptimError> {
-    Ok(match (name, oracle) {
-        ("random", None) => Box::new(RandomSearch::new(space, seed)),
-        ("random", Some(o)) => Box::new(RandomSearch::new(space, seed).with_oracle(o)),
-        ("paper-ga", None) => Box::new(PaperGa::new(space, seed)),
-        ("paper-ga", Some(o)) => Box::new(PaperGa::new(space, seed).with_oracle(o)),
-        ("aging-evolution", None) => Box::new(AgingEvolution::new(space, seed)),
-        ("aging-evolution", Some(o)) => Box::new(AgingEvolution::new(space, seed).with_oracle(o)),
-        ("nsga2", None) => Box::new(Nsga2::new(space, seed)),
-        ("nsga2", Some(o)) => Box::new(Nsga2::new(space, seed).with_oracle(o)),
-        ("bayesian", None) => Box::new(Bayesian::new(space, seed)),
-        ("bayesian", Some(o)) => Box::new(Bayesian::new(space, seed).with_oracle(o)),
-        (other, _) => {
-            return Err(OptimError::config("strategy", other, format!("unknown; known: {}", STRATEGIES.join(", "))));
-        }
-    })
+    Ok(name.parse::<OptimizerKind>()?.build(space, seed, oracle))
 }

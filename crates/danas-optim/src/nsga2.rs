@@ -8,12 +8,12 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::optimizer::{propose_with, rng_from, rng_serde};
+use crate::optimizer::{rng_from, rng_serde};
 use crate::pareto::{crowding_distance, ranks};
-use crate::{
-    Ledger, Limits, Objective, OptimError, Optimizer, Oracle, Outcome, Proposal, TrialId, ensure_nonempty,
-    total_violation,
-};
+use crate::{AskContext, AskTell, Limits, Objective, OptimError, Outcome, Proposer, TrialId, total_violation};
+
+/// Draws per proposal when looking for a new, feasible genome (and parent pairs drawn).
+const TRIES: usize = 64;
 
 /// Stand-in loss of an objective that is unknown (infeasible trial).
 const UNKNOWN: f64 = 1e30;
@@ -99,16 +99,12 @@ pub struct MoMember {
 /// the best `population` of parents ∪ children by non-dominated sorting and
 /// crowding distance. Failed trials are dropped; infeasible ones rank behind all
 /// feasible ones by violation.
-pub struct Nsga2 {
-    space: Arc<dyn SearchSpace>,
-    oracle: Option<Oracle>,
-    cfg: Nsga2Config,
-    st: NsgaState,
-}
+pub type Nsga2 = AskTell<Nsga2Proposer>;
 
+/// The proposal step of [`Nsga2`]: its settings and generations.
 #[derive(Clone, Serialize, Deserialize)]
-struct NsgaState {
-    ledger: Ledger,
+pub struct Nsga2Proposer {
+    cfg: Nsga2Config,
     #[serde(with = "rng_serde")]
     rng: ChaCha8Rng,
     generation: u64,
@@ -124,9 +120,7 @@ struct NsgaState {
 impl Nsga2 {
     /// NSGA-II with default settings.
     pub fn new(space: Arc<dyn SearchSpace>, seed: u64) -> Self {
-        let cfg = Nsga2Config::default();
-        let st = NsgaState::new(seed, cfg.population);
-        Self { space, oracle: None, cfg, st }
+        AskTell::from_proposer(space, Nsga2Proposer::new(Nsga2Config::default(), seed))
     }
 
     /// With checked settings.
@@ -135,19 +129,30 @@ impl Nsga2 {
     /// [`OptimError::InvalidConfig`] when the settings are invalid.
     pub fn with_config(space: Arc<dyn SearchSpace>, cfg: Nsga2Config, seed: u64) -> Result<Self, OptimError> {
         cfg.validate()?;
-        let st = NsgaState::new(seed, cfg.population);
-        Ok(Self { space, oracle: None, cfg, st })
-    }
-
-    /// Avoids proposing candidates the oracle calls infeasible.
-    pub fn with_oracle(mut self, oracle: Oracle) -> Self {
-        self.oracle = Some(oracle);
-        self
+        Ok(AskTell::from_proposer(space, Nsga2Proposer::new(cfg, seed)))
     }
 
     /// The current parent population.
     pub fn population(&self) -> &[MoMember] {
-        &self.st.population
+        &self.proposer().population
+    }
+}
+
+impl Nsga2Proposer {
+    fn new(cfg: Nsga2Config, seed: u64) -> Self {
+        let core_target = cfg.population;
+        Self {
+            cfg,
+            rng: rng_from(seed),
+            generation: 0,
+            population: Vec::new(),
+            rank: Vec::new(),
+            crowd: Vec::new(),
+            core: BTreeSet::new(),
+            core_target,
+            core_issued: 0,
+            results: Vec::new(),
+        }
     }
 
     fn member(&self, genome: Genome, outcome: &Outcome) -> Result<Option<MoMember>, OptimError> {
@@ -170,30 +175,30 @@ impl Nsga2 {
     }
 
     fn advance(&mut self) {
-        let st = &mut self.st;
         let n = self.cfg.population;
-        let had_parents = st.population.len() >= n;
-        let mut pool = std::mem::take(&mut st.population);
-        pool.append(&mut st.results);
+        let had_parents = self.population.len() >= n;
+        let mut pool = std::mem::take(&mut self.population);
+        pool.append(&mut self.results);
         let (sel, rank, crowd) = select(&pool, n);
-        st.population = sel.iter().map(|&i| pool[i].clone()).collect();
-        st.rank = rank;
-        st.crowd = crowd;
+        self.population = sel.iter().map(|&i| pool[i].clone()).collect();
+        self.rank = rank;
+        self.crowd = crowd;
         if had_parents {
-            st.generation += 1;
+            self.generation += 1;
         }
-        st.core.clear();
-        st.core_issued = 0;
-        st.core_target =
-            if st.population.len() < n { n - st.population.len() } else { self.cfg.offspring.unwrap_or(n) };
+        self.core.clear();
+        self.core_issued = 0;
+        self.core_target =
+            if self.population.len() < n { n - self.population.len() } else { self.cfg.offspring.unwrap_or(n) };
     }
 
-    fn tournament(st: &mut NsgaState) -> usize {
-        let len = st.population.len();
-        let a = st.rng.random_range(0..len);
-        let b = st.rng.random_range(0..len);
-        let better =
-            |x: usize, y: usize| st.rank[x] < st.rank[y] || (st.rank[x] == st.rank[y] && st.crowd[x] > st.crowd[y]);
+    fn tournament(&mut self) -> usize {
+        let len = self.population.len();
+        let a = self.rng.random_range(0..len);
+        let b = self.rng.random_range(0..len);
+        let better = |x: usize, y: usize| {
+            self.rank[x] < self.rank[y] || (self.rank[x] == self.rank[y] && self.crowd[x] > self.crowd[y])
+        };
         if better(b, a) { b } else { a }
     }
 }
@@ -233,104 +238,57 @@ fn select(pool: &[MoMember], n: usize) -> (Vec<usize>, Vec<usize>, Vec<f64>) {
     (chosen, chosen_rank, chosen_crowd)
 }
 
-impl NsgaState {
-    fn new(seed: u64, population: usize) -> Self {
-        Self {
-            ledger: Ledger::new(),
-            rng: rng_from(seed),
-            generation: 0,
-            population: Vec::new(),
-            rank: Vec::new(),
-            crowd: Vec::new(),
-            core: BTreeSet::new(),
-            core_target: population,
-            core_issued: 0,
-            results: Vec::new(),
-        }
-    }
-}
-
-impl Optimizer for Nsga2 {
+impl Proposer for Nsga2Proposer {
     fn name(&self) -> &str {
         "nsga2"
     }
 
-    fn space(&self) -> &dyn SearchSpace {
-        self.space.as_ref()
-    }
-
-    fn ask(&mut self, n: usize) -> Result<Vec<Proposal>, OptimError> {
-        ensure_nonempty(self.space.as_ref())?;
-        let mut batch = BTreeSet::new();
-        let mut out = Vec::with_capacity(n);
-        let initialising = self.st.population.len() < self.cfg.population;
-        for _ in 0..n {
-            let space = &self.space;
-            let oracle = self.oracle.as_ref();
-            let st = &mut self.st;
-            let g = if initialising || st.population.len() < 2 {
-                let rng = &mut st.rng;
-                propose_with(&st.ledger, oracle, 64, &batch, || space.sample(rng))
-            } else {
-                let cx = self.cfg.crossover_prob;
-                let weights = self.cfg.weights;
-                let max_mut = self.cfg.max_mutations.max(1);
-                let mut parents = Vec::new();
-                for _ in 0..64 {
-                    let a = Self::tournament(st);
-                    let b = Self::tournament(st);
-                    parents.push((a, b, st.rng.random_bool(cx)));
-                }
-                let mut k = 0;
-                let pop = &st.population;
-                let rng = &mut st.rng;
-                propose_with(&st.ledger, oracle, 64, &batch, || {
-                    let (a, b, do_cx) = parents[k % parents.len()];
-                    k += 1;
-                    let base = if do_cx {
-                        space.crossover(&pop[a].genome, &pop[b].genome, rng)
-                    } else {
-                        pop[a].genome.clone()
-                    };
-                    let times = rng.random_range(1..=max_mut);
-                    let mut g = base;
-                    for _ in 0..times {
-                        g = space.mutate_weighted(&g, rng, &weights);
-                    }
-                    g
-                })
-            };
-            batch.insert(g.clone());
-            let p = self.st.ledger.issue(g);
-            if self.st.core_issued < self.st.core_target {
-                self.st.core.insert(p.id);
-                self.st.core_issued += 1;
+    fn propose(&mut self, cx: &AskContext<'_>) -> Genome {
+        let space = cx.space();
+        if self.population.len() < self.cfg.population || self.population.len() < 2 {
+            let rng = &mut self.rng;
+            return cx.pick(TRIES, || space.sample(rng));
+        }
+        let cx_prob = self.cfg.crossover_prob;
+        let weights = self.cfg.weights;
+        let max_mut = self.cfg.max_mutations.max(1);
+        let mut parents = Vec::new();
+        for _ in 0..TRIES {
+            let a = self.tournament();
+            let b = self.tournament();
+            parents.push((a, b, self.rng.random_bool(cx_prob)));
+        }
+        let mut k = 0;
+        let pop = &self.population;
+        let rng = &mut self.rng;
+        cx.pick(TRIES, || {
+            let (a, b, do_cx) = parents[k % parents.len()];
+            k += 1;
+            let base = if do_cx { space.crossover(&pop[a].genome, &pop[b].genome, rng) } else { pop[a].genome.clone() };
+            let times = rng.random_range(1..=max_mut);
+            let mut g = base;
+            for _ in 0..times {
+                g = space.mutate_weighted(&g, rng, &weights);
             }
-            out.push(p);
-        }
-        Ok(out)
+            g
+        })
     }
 
-    fn tell(&mut self, id: TrialId, outcome: Outcome) -> Result<(), OptimError> {
-        let genome = self.st.ledger.check_pending(id)?.clone();
-        let member = self.member(genome, &outcome)?;
-        self.st.ledger.settle(id, outcome)?;
-        if let Some(m) = member {
-            self.st.results.push(m);
+    fn issued(&mut self, id: TrialId) {
+        if self.core_issued < self.core_target {
+            self.core.insert(id);
+            self.core_issued += 1;
         }
-        self.st.core.remove(&id);
-        if self.st.core.is_empty() && self.st.core_issued >= self.st.core_target {
+    }
+
+    fn told(&mut self, id: TrialId, genome: &Genome, outcome: &Outcome) -> Result<(), OptimError> {
+        if let Some(m) = self.member(genome.clone(), outcome)? {
+            self.results.push(m);
+        }
+        self.core.remove(&id);
+        if self.core.is_empty() && self.core_issued >= self.core_target {
             self.advance();
         }
-        Ok(())
-    }
-
-    fn snapshot(&self) -> Result<serde_json::Value, OptimError> {
-        crate::snapshot_of("nsga2", self.space.as_ref(), &(&self.cfg, &self.st))
-    }
-
-    fn restore(&mut self, snapshot: serde_json::Value) -> Result<(), OptimError> {
-        (self.cfg, self.st) = crate::restore_from("nsga2", self.space.as_ref(), snapshot)?;
         Ok(())
     }
 }

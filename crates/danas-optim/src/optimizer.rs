@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{OptimError, Oracle, Outcome};
+use crate::{OptimError, Outcome};
 
 /// Identifies one proposal of one optimiser (0, 1, 2, … in proposal order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -51,7 +51,11 @@ pub struct Trial {
 /// [`optimizer_conformance!`](crate::optimizer_conformance) macro) on every new
 /// implementation.
 ///
-/// A minimal implementation, built on [`Ledger`] for the bookkeeping:
+/// Most optimisers need only their proposal step: implement
+/// [`Proposer`](crate::Proposer) and wrap it in [`AskTell`](crate::AskTell), which
+/// owns the ask loop (ids, repeats, the oracle, tells, snapshots); all built-in
+/// optimisers are made that way. Implement this trait directly for full control,
+/// e.g. with [`Ledger`] for the bookkeeping:
 ///
 /// ```
 /// use std::sync::Arc;
@@ -405,32 +409,6 @@ pub(crate) mod rng_serde {
         rng.set_word_pos((u128::from(st.word_pos_hi) << 64) | u128::from(st.word_pos_lo));
         Ok(rng)
     }
-}
-
-/// Draws from `generate` until it yields a genome that is new and passes the
-/// oracle; falls back to a feasible repeat, then to anything, after `tries`.
-pub(crate) fn propose_with(
-    ledger: &Ledger,
-    oracle: Option<&Oracle>,
-    tries: usize,
-    batch: &BTreeSet<Genome>,
-    mut generate: impl FnMut() -> Genome,
-) -> Genome {
-    let mut feasible_repeat = None;
-    let mut last = None;
-    for _ in 0..tries.max(1) {
-        let g = generate();
-        let feasible = oracle.is_none_or(|o| o(&g).is_feasible());
-        let new = !ledger.seen(&g) && !batch.contains(&g);
-        if feasible && new {
-            return g;
-        }
-        if feasible && feasible_repeat.is_none() {
-            feasible_repeat = Some(g.clone());
-        }
-        last = Some(g);
-    }
-    feasible_repeat.or(last).unwrap_or_else(generate)
 }
 
 /// The seeded RNG used by the built-in optimisers.

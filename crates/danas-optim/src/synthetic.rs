@@ -443,7 +443,16 @@ mod tests {
     #[test]
     fn compare_runs_every_strategy_and_reports() {
         let p = Arc::new(SyntheticProblem::new(MbSpace::demo(), stand_in_cost(), Limits::paper()));
-        let r = compare_strategies(&p, &crate::STRATEGIES, &[1, 2], 15, 3, true, 0.5).unwrap();
+        let r = compare_strategies(
+            &p,
+            &crate::OptimizerKind::ALL.map(crate::OptimizerKind::name),
+            &[1, 2],
+            15,
+            3,
+            true,
+            0.5,
+        )
+        .unwrap();
         assert_eq!(r.len(), 5);
         for s in &r {
             assert!(s.median_best_feasible > 0.5 && s.median_best_feasible <= 1.0, "{s:?}");

@@ -194,7 +194,7 @@ fn bayesian_finds_the_peak_of_a_smooth_function() {
 }
 
 fn every_strategy(space: Arc<dyn SearchSpace>, seed: u64, oracle: Option<Oracle>) -> Vec<Box<dyn Optimizer>> {
-    danas_optim::STRATEGIES.iter().map(|s| by_name(s, space.clone(), seed, oracle.clone()).unwrap()).collect()
+    danas_optim::OptimizerKind::ALL.iter().map(|k| k.build(space.clone(), seed, oracle.clone())).collect()
 }
 
 #[test]

@@ -7,17 +7,52 @@ use std::sync::Arc;
 
 use danas_core::{DataConfig, Precision};
 use danas_cost::{Limits, Profile};
+use danas_optim::OptimizerKind;
 use danas_space::{CandidateSpace, MbSpace, SearchSpace};
 use serde::{Deserialize, Serialize};
 
 use crate::{Budget, CostModelGate, SearchError};
 
+/// How each data configuration's supernet is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SupernetMode {
+    /// The largest network only (the paper).
+    #[default]
+    Full,
+    /// Each step trains the largest network, the smallest and two random
+    /// sub-networks, the others distilled in place from the largest.
+    Sandwich,
+}
+
+impl std::fmt::Display for SupernetMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SupernetMode::Full => "full",
+            SupernetMode::Sandwich => "sandwich",
+        })
+    }
+}
+
+impl std::str::FromStr for SupernetMode {
+    type Err = SearchError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "full" => Ok(SupernetMode::Full),
+            "sandwich" => Ok(SupernetMode::Sandwich),
+            other => Err(bad("supernet.mode", other, "must be full or sandwich")),
+        }
+    }
+}
+
 /// Supernet training settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SupernetSettings {
-    /// `full` (the paper: train the largest network only) or `sandwich`.
-    pub strategy: String,
+    /// `full` (the paper: train the largest network only) or `sandwich`
+    /// (`strategy` in configs written before danas 0.1's typed configs).
+    #[serde(alias = "strategy")]
+    pub mode: SupernetMode,
     /// Optimiser steps per supernet.
     pub steps: u64,
     /// Images per batch.
@@ -34,7 +69,7 @@ pub struct SupernetSettings {
 
 impl Default for SupernetSettings {
     fn default() -> Self {
-        Self { strategy: "full".into(), steps: 150, batch_size: 64, lr: 3e-3, warmup_steps: 10, augment: true }
+        Self { mode: SupernetMode::Full, steps: 150, batch_size: 64, lr: 3e-3, warmup_steps: 10, augment: true }
     }
 }
 
@@ -84,8 +119,10 @@ pub struct SearchConfig {
     pub mono_base_width: Option<f64>,
     /// Fix the data configuration (the hardware-aware baseline), e.g. `96,rgb`.
     pub fixed_data: Option<String>,
-    /// Optimiser: `random`, `paper-ga`, `aging-evolution`, `nsga2`, `bayesian`.
-    pub strategy: String,
+    /// Optimiser: `random`, `paper-ga`, `aging-evolution`, `nsga2`, `bayesian`
+    /// (`strategy` in configs written before danas 0.1's typed configs).
+    #[serde(alias = "strategy")]
+    pub optimizer: OptimizerKind,
     /// Data source: `synthetic`, `idx:DIR`, `folder:DIR`, `wake-vision:DIR`.
     pub data: String,
     /// Use at most this many training images.
@@ -103,7 +140,7 @@ pub struct SearchConfig {
     /// Optional latency limit in ms.
     pub latency_ms: Option<f64>,
     /// Deployed precision: `int8`, `f16` or `f32`.
-    pub precision: String,
+    pub precision: Precision,
     /// Wall-clock budget, e.g. `30m` (supernet training counts); `none` for no
     /// wall-clock limit. When neither `budget` nor `max_trials` is set, the search
     /// stops after [`DEFAULT_BUDGET`] or [`DEFAULT_MAX_TRIALS`] trials, whichever
@@ -135,7 +172,7 @@ impl Default for SearchConfig {
             space: "demo".into(),
             mono_base_width: None,
             fixed_data: None,
-            strategy: "aging-evolution".into(),
+            optimizer: OptimizerKind::AgingEvolution,
             data: "synthetic:n=2000,size=48".into(),
             train_limit: None,
             eval_limit: None,
@@ -144,7 +181,7 @@ impl Default for SearchConfig {
             ram_kib: None,
             flash_kib: None,
             latency_ms: None,
-            precision: "int8".into(),
+            precision: Precision::Int8,
             budget: None,
             max_trials: None,
             seed: 0,
@@ -162,9 +199,6 @@ impl Default for SearchConfig {
 pub const DEFAULT_BUDGET: &str = "4m";
 /// The trial budget when neither `budget` nor `max_trials` is set.
 pub const DEFAULT_MAX_TRIALS: u64 = 60;
-
-/// Known optimiser names.
-pub const STRATEGIES: [&str; 5] = ["random", "paper-ga", "aging-evolution", "nsga2", "bayesian"];
 
 fn bad(field: &str, value: impl std::fmt::Display, reason: impl Into<String>) -> SearchError {
     SearchError::Config { field: field.into(), value: value.to_string(), reason: reason.into() }
@@ -322,38 +356,24 @@ impl SearchConfig {
         Ok(b)
     }
 
-    /// The cost gate for `classes`-way models.
+    /// Checks every setting that needs no data (space, optimiser, MCU, limits,
+    /// budget, parallelism, training settings) and keeps what the checks built.
     ///
     /// # Errors
-    /// As [`SearchConfig::build_profile`], [`SearchConfig::limits`], and `precision`.
-    pub fn build_gate(&self, classes: u32) -> Result<CostModelGate, SearchError> {
-        let precision: Precision = self
-            .precision
-            .parse()
-            .map_err(|e: danas_core::CoreError| bad("precision", &self.precision, e.to_string()))?;
-        Ok(CostModelGate::new(self.build_profile()?, self.limits()?, precision, classes))
-    }
-
-    /// Checks every setting that needs no data: space, strategy, MCU, limits,
-    /// precision, budget, parallelism and training settings.
-    ///
-    /// # Errors
-    /// The first [`SearchError::Config`] found.
-    pub fn validate(&self) -> Result<(), SearchError> {
+    /// The first [`SearchError::Config`] found, naming the setting.
+    pub fn check(&self) -> Result<CheckedConfig, SearchError> {
         let space = self.build_space()?;
         if space.cardinality() == 0 {
             return Err(bad("space", &self.space, "has no candidate"));
         }
-        if !STRATEGIES.contains(&self.strategy.as_str()) {
-            return Err(bad("strategy", &self.strategy, format!("unknown; known: {}", STRATEGIES.join(", "))));
-        }
-        self.build_gate(2)?;
-        self.budget()?;
+        let profile = self.build_profile()?;
+        let limits = self.limits()?;
+        let budget = self.budget()?;
         if self.parallel == 0 || self.parallel > 64 {
             return Err(bad("parallel", self.parallel, "must be between 1 and 64"));
         }
-        if !["full", "sandwich"].contains(&self.supernet.strategy.as_str()) {
-            return Err(bad("supernet.strategy", &self.supernet.strategy, "must be full or sandwich"));
+        if self.supernet.mode == SupernetMode::Sandwich && self.mono_base_width.is_some() {
+            return Err(bad("supernet.mode", "sandwich", "cannot be combined with mono_base_width"));
         }
         if self.supernet.steps == 0 {
             return Err(bad("supernet.steps", 0, "must be at least 1"));
@@ -378,7 +398,15 @@ impl SearchConfig {
         if self.eval_limit == Some(0) {
             return Err(bad("eval_limit", 0, "must be at least 1"));
         }
-        Ok(())
+        Ok(CheckedConfig { settings: self.clone(), space, profile, limits, budget })
+    }
+
+    /// Checks every setting that needs no data ([`SearchConfig::check`]).
+    ///
+    /// # Errors
+    /// The first [`SearchError::Config`] found.
+    pub fn validate(&self) -> Result<(), SearchError> {
+        self.check().map(|_| ())
     }
 
     /// The space as a shared trait object.
@@ -387,6 +415,30 @@ impl SearchConfig {
     /// As [`SearchConfig::build_space`].
     pub fn space_arc(&self) -> Result<Arc<dyn CandidateSpace>, SearchError> {
         Ok(Arc::new(self.build_space()?))
+    }
+}
+
+/// A [`SearchConfig`] whose every setting has been checked, with what the checks
+/// built: the space, the board, the limits and the budget. The search is built
+/// from it ([`SearchConfig::build`]) without parsing anything again.
+#[derive(Debug, Clone)]
+pub struct CheckedConfig {
+    /// The settings as given (journaled, so that `danas resume` rebuilds the search).
+    pub settings: SearchConfig,
+    /// The search space, `fixed_data` and `mono_base_width` applied.
+    pub space: MbSpace,
+    /// The board.
+    pub profile: Profile,
+    /// The limits candidates must meet.
+    pub limits: Limits,
+    /// When the search stops.
+    pub budget: Budget,
+}
+
+impl CheckedConfig {
+    /// The cost gate for `classes`-way models.
+    pub fn gate(&self, classes: u32) -> CostModelGate {
+        CostModelGate::new(self.profile.clone(), self.limits, self.settings.precision, classes)
     }
 }
 
@@ -448,25 +500,18 @@ impl SearchConfig {
     /// # Errors
     /// The first invalid setting, or a data error.
     pub fn build(&self, dir: &Path) -> Result<crate::Search, SearchError> {
-        self.validate()?;
+        let checked = self.check()?;
         let data = self.open_data()?;
         let classes = danas_core::BatchSource::classes(data.as_ref());
-        let mb = self.build_space()?;
-        let alphas = mb.config().alphas.clone();
-        let space: Arc<dyn CandidateSpace> = Arc::new(mb);
-        let gate = Arc::new(self.build_gate(classes)?);
+        let alphas = checked.space.config().alphas.clone();
+        let gate = Arc::new(checked.gate(classes));
+        let space: Arc<dyn CandidateSpace> = Arc::new(checked.space);
         let oracle = gate.oracle(Arc::clone(&space));
         let search_space: Arc<dyn SearchSpace> = Arc::clone(&space) as Arc<dyn SearchSpace>;
-        let opt = danas_optim::by_name(&self.strategy, search_space, self.seed, Some(oracle))
-            .map_err(|e| bad("strategy", &self.strategy, e.to_string()))?;
-        let strategy = match self.supernet.strategy.as_str() {
-            "sandwich" => {
-                if self.mono_base_width.is_some() {
-                    return Err(bad("supernet.strategy", "sandwich", "cannot be combined with mono_base_width"));
-                }
-                danas_train::Strategy::Sandwich { alphas, min_depths: [0; 5], random: 2 }
-            }
-            _ => danas_train::Strategy::Full,
+        let opt = self.optimizer.build(search_space, self.seed, Some(oracle));
+        let training = match self.supernet.mode {
+            SupernetMode::Sandwich => danas_train::SupernetTraining::Sandwich { alphas, min_depths: [0; 5], random: 2 },
+            SupernetMode::Full => danas_train::SupernetTraining::Full,
         };
         let source: Arc<dyn danas_core::BatchSource> = data;
         let final_train = danas_train::TrainConfig { steps: self.final_steps, ..self.train_config() };
@@ -474,7 +519,7 @@ impl SearchConfig {
             Arc::clone(&space),
             source,
             self.train_config(),
-            strategy,
+            training,
             self.eval_config(),
         )
         .final_training(final_train, self.final_from_supernet)
@@ -486,7 +531,7 @@ impl SearchConfig {
         .int8_evaluation(self.evaluation.int8);
         let config = serde_json::to_value(self).map_err(|e| bad("config", "?", e.to_string()))?;
         Ok(crate::Search::new(space, opt, gate, Arc::new(evaluator))
-            .budget(self.budget()?)
+            .budget(checked.budget)
             .seed(self.seed)
             .parallel(self.parallel)
             .out_dir(dir)
@@ -547,6 +592,36 @@ mod tests {
         assert!(e.contains("space") && e.contains("nope"), "{e}");
         let e = err("budget = \"30m\"\nmax_trials = 0");
         assert!(e.contains("max_trials"), "{e}");
+    }
+
+    #[test]
+    fn typed_settings_and_their_old_names() {
+        let c = SearchConfig::from_toml_str(
+            "optimizer = \"nsga2\"\nprecision = \"f16\"\n[supernet]\nmode = \"sandwich\"",
+            Path::new("x.toml"),
+        );
+        let c = c.map_err(|e| e.to_string());
+        assert_eq!(
+            c.as_ref().map(|c| (c.optimizer, c.precision, c.supernet.mode)),
+            Ok((OptimizerKind::Nsga2, Precision::F16, SupernetMode::Sandwich))
+        );
+        // configs (and journaled studies) written before the rename still read
+        let old = SearchConfig::from_toml_str(
+            "strategy = \"random\"\n[supernet]\nstrategy = \"sandwich\"",
+            Path::new("x.toml"),
+        );
+        let old = old.map_err(|e| e.to_string());
+        assert_eq!(old.map(|c| (c.optimizer, c.supernet.mode)), Ok((OptimizerKind::Random, SupernetMode::Sandwich)));
+        let e = err("[supernet]\nmode = \"half\"");
+        assert!(e.contains("mode") && e.contains("half"), "{e}");
+        let e = err("precision = \"int4\"");
+        assert!(e.contains("precision") && e.contains("int4"), "{e}");
+        let e = err("mono_base_width = 0.33\n[supernet]\nmode = \"sandwich\"");
+        assert!(e.contains("supernet.mode"), "{e}");
+        // the checked config keeps what the checks built
+        let checked =
+            SearchConfig { ram_kib: Some(64.0), ..SearchConfig::default() }.check().map_err(|e| e.to_string());
+        assert_eq!(checked.map(|c| (c.limits.ram_bytes, c.space.cardinality() > 0)), Ok((65536, true)));
     }
 
     #[test]

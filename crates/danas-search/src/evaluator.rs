@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use danas_core::{BatchSource, Candidate, DataConfig};
 use danas_optim::Metrics;
 use danas_space::CandidateSpace;
-use danas_train::{EvalConfig, ExportConfig, StoragePrecision, Strategy, Supernet, TrainConfig};
+use danas_train::{EvalConfig, ExportConfig, StoragePrecision, Supernet, SupernetTraining, TrainConfig};
 
 use crate::{EvalError, Evaluator, Finalized, Prepared};
 
@@ -18,7 +18,7 @@ pub struct SupernetEvaluator {
     space: Arc<dyn CandidateSpace>,
     source: Arc<dyn BatchSource>,
     train: TrainConfig,
-    strategy: Strategy,
+    training: SupernetTraining,
     eval: EvalConfig,
     storage: StoragePrecision,
     final_train: TrainConfig,
@@ -33,7 +33,7 @@ impl std::fmt::Debug for SupernetEvaluator {
         f.debug_struct("SupernetEvaluator")
             .field("space", &self.space.name())
             .field("train", &self.train)
-            .field("strategy", &self.strategy)
+            .field("training", &self.training)
             .field("eval", &self.eval)
             .finish_non_exhaustive()
     }
@@ -41,19 +41,19 @@ impl std::fmt::Debug for SupernetEvaluator {
 
 impl SupernetEvaluator {
     /// An evaluator for `space` on `source`: supernets are trained with `train` and
-    /// `strategy`, candidates scored with `eval`.
+    /// `training`, candidates scored with `eval`.
     pub fn new(
         space: Arc<dyn CandidateSpace>,
         source: Arc<dyn BatchSource>,
         train: TrainConfig,
-        strategy: Strategy,
+        training: SupernetTraining,
         eval: EvalConfig,
     ) -> Self {
         Self {
             space,
             source,
             train,
-            strategy,
+            training,
             eval,
             storage: StoragePrecision::F16,
             final_train: TrainConfig::default(),
@@ -153,7 +153,7 @@ impl Evaluator for SupernetEvaluator {
         let mut sn = Supernet::new(data, sup.arch, self.source.classes(), self.train.seed)?;
         let total = self.train.steps;
         let label = format!("training supernet {data}");
-        sn.train(self.source.as_ref(), &self.train, &self.strategy, &mut |s: &danas_train::StepInfo| {
+        sn.train(self.source.as_ref(), &self.train, &self.training, &mut |s: &danas_train::StepInfo| {
             if s.step.is_multiple_of(10) || s.step + 1 == total {
                 status(&format!("{label}: step {}/{total}, loss {:.3}", s.step + 1, s.loss));
             }

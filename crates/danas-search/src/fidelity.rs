@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use danas_core::{BatchSource, Candidate, DataConfig};
 use danas_space::{CandidateSpace, MbSpace, SearchSpace};
-use danas_train::{EvalConfig, Strategy, Supernet, TrainConfig};
+use danas_train::{EvalConfig, Supernet, SupernetTraining, TrainConfig};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
@@ -136,10 +136,12 @@ pub fn sample_candidates(
     Ok(out)
 }
 
-fn strategy_of(name: &str, space: &MbSpace) -> Result<Strategy, SearchError> {
+fn strategy_of(name: &str, space: &MbSpace) -> Result<SupernetTraining, SearchError> {
     match name {
-        "full" => Ok(Strategy::Full),
-        "sandwich" => Ok(Strategy::Sandwich { alphas: space.config().alphas.clone(), min_depths: [0; 5], random: 2 }),
+        "full" => Ok(SupernetTraining::Full),
+        "sandwich" => {
+            Ok(SupernetTraining::Sandwich { alphas: space.config().alphas.clone(), min_depths: [0; 5], random: 2 })
+        }
         other => Err(SearchError::Config {
             field: "strategies".into(),
             value: other.into(),
@@ -175,7 +177,8 @@ pub fn run(
         });
     }
     let space = cfg.build_space()?;
-    let strategies: Vec<Strategy> = plan.strategies.iter().map(|s| strategy_of(s, &space)).collect::<Result<_, _>>()?;
+    let strategies: Vec<SupernetTraining> =
+        plan.strategies.iter().map(|s| strategy_of(s, &space)).collect::<Result<_, _>>()?;
     let data = cfg.open_data()?;
     let source: Arc<dyn BatchSource> = data;
     let train_err = |e: danas_train::TrainError| SearchError::Optimizer(format!("training: {e}"));

@@ -15,7 +15,7 @@ use danas_search::{
     TrialStatus,
 };
 use danas_space::{CandidateSpace, MbSpace, SearchSpace};
-use danas_train::{EvalConfig, Strategy, TrainConfig};
+use danas_train::{EvalConfig, SupernetTraining, TrainConfig};
 
 /// The real supernet evaluator, recording every candidate it is asked to train or score.
 struct Recording {
@@ -61,8 +61,9 @@ fn search(dir: &Path, cache: &Path, seed: u64, final_k: usize) -> (danas_search:
     let train = TrainConfig { steps: 4, batch_size: 16, seed, ..TrainConfig::default() };
     let eval = EvalConfig { calib_batches: 1, calib_batch_size: 16, eval_batch_size: 48, ..EvalConfig::default() };
     let final_train = TrainConfig { steps: 6, ..train.clone() };
-    let inner = SupernetEvaluator::new(space.clone() as Arc<dyn CandidateSpace>, data, train, Strategy::Full, eval)
-        .final_training(final_train, false);
+    let inner =
+        SupernetEvaluator::new(space.clone() as Arc<dyn CandidateSpace>, data, train, SupernetTraining::Full, eval)
+            .final_training(final_train, false);
     let rec = Arc::new(Recording { inner, evaluated: Mutex::new(Vec::new()) });
     // No oracle: random proposals, feasible or not.
     let opt = RandomSearch::new(space.clone() as Arc<dyn SearchSpace>, seed);

@@ -14,8 +14,8 @@
 //!   of every layer, kept blocks, the candidate's residuals), and
 //!   [`Supernet::evaluate`] scores a candidate on the validation split without
 //!   ever changing the supernet.
-//! - Training: [`train_network`], [`Supernet::train`] with [`Strategy::Full`] or
-//!   [`Strategy::Sandwich`]; Adam/AdamW/SGD with warm-up and cosine decay
+//! - Training: [`train_network`], [`Supernet::train`] with [`SupernetTraining::Full`] or
+//!   [`SupernetTraining::Sandwich`]; Adam/AdamW/SGD with warm-up and cosine decay
 //!   ([`TrainConfig`]). A NaN or infinite loss ends training with
 //!   [`TrainError::Diverged`].
 //! - Checkpoints in `f32` or `f16` ([`StoragePrecision`]).
@@ -53,7 +53,7 @@ pub use eval::{
 pub use export::{ExportConfig, Exported, evaluate_int8, export_int8, float_net, int8_input, nhwc, run_int8_batch};
 pub use net::{BN_EPSILON, DEVICES, FoldedWeights, Network, cpu_device, device, parse_device, select_device};
 pub use supernet::Supernet;
-pub use train::{OptimizerKind, StepInfo, Strategy, TrainConfig, TrainReport, Trainer, train_network};
+pub use train::{GradientOptimizer, StepInfo, SupernetTraining, TrainConfig, TrainReport, Trainer, train_network};
 pub use weights::{ConvWeights, NetWeights};
 
 /// Re-export of burn's tensor types used in the public API.

@@ -18,7 +18,7 @@ use crate::supernet::{Supernet, slice_view};
 /// The optimiser.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-pub enum OptimizerKind {
+pub enum GradientOptimizer {
     /// Adam (β 0.9/0.999, ε 1e-7), optional L2 weight decay.
     Adam {
         /// L2 penalty added to the gradient (0 for none).
@@ -40,18 +40,18 @@ pub enum OptimizerKind {
     },
 }
 
-impl OptimizerKind {
+impl GradientOptimizer {
     fn build(self) -> ModuleOptimizer {
         use burn::optim::decay::WeightDecayConfig;
         let wd = |w: f64| (w > 0.0).then(|| WeightDecayConfig::new(w as f32));
         match self {
-            OptimizerKind::Adam { weight_decay } => {
+            GradientOptimizer::Adam { weight_decay } => {
                 AdamConfig::new().with_epsilon(1e-7).with_weight_decay(wd(weight_decay)).init()
             }
-            OptimizerKind::AdamW { weight_decay } => {
+            GradientOptimizer::AdamW { weight_decay } => {
                 AdamWConfig::new().with_epsilon(1e-7).with_weight_decay(weight_decay as f32).init()
             }
-            OptimizerKind::Sgd { momentum, weight_decay, nesterov } => {
+            GradientOptimizer::Sgd { momentum, weight_decay, nesterov } => {
                 let m = (momentum > 0.0)
                     .then(|| MomentumConfig::new().with_momentum(momentum).with_dampening(0.0).with_nesterov(nesterov));
                 SgdConfig::new().with_momentum(m).with_weight_decay(wd(weight_decay)).init()
@@ -68,7 +68,7 @@ pub struct TrainConfig {
     /// Images per batch.
     pub batch_size: usize,
     /// The optimiser.
-    pub optimizer: OptimizerKind,
+    pub optimizer: GradientOptimizer,
     /// Peak learning rate.
     pub lr: f64,
     /// Steps of linear warm-up from `lr / warmup_steps` to `lr`; then cosine decay to `min_lr`.
@@ -91,7 +91,7 @@ impl Default for TrainConfig {
         Self {
             steps: 100,
             batch_size: 64,
-            optimizer: OptimizerKind::Adam { weight_decay: 0.0 },
+            optimizer: GradientOptimizer::Adam { weight_decay: 0.0 },
             lr: 1e-3,
             warmup_steps: 0,
             min_lr: 0.0,
@@ -136,8 +136,8 @@ impl TrainConfig {
             return Err(TrainError::setting("bn_momentum", self.bn_momentum, "must be between 0 and 1"));
         }
         let wd = match self.optimizer {
-            OptimizerKind::Adam { weight_decay } | OptimizerKind::AdamW { weight_decay } => weight_decay,
-            OptimizerKind::Sgd { momentum, weight_decay, .. } => {
+            GradientOptimizer::Adam { weight_decay } | GradientOptimizer::AdamW { weight_decay } => weight_decay,
+            GradientOptimizer::Sgd { momentum, weight_decay, .. } => {
                 if !(0.0..1.0).contains(&momentum) {
                     return Err(TrainError::setting("optimizer.momentum", momentum, "must be in [0, 1)"));
                 }
@@ -154,7 +154,7 @@ impl TrainConfig {
 /// How a supernet is trained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Strategy {
+pub enum SupernetTraining {
     /// Train the full network only (the paper's setting).
     Full,
     /// Each step trains the largest network, the smallest and `random` random
@@ -318,30 +318,30 @@ impl std::fmt::Debug for Trainer {
 }
 
 impl Trainer {
-    /// Starts training a copy of `net` with `cfg` (strategy [`Strategy::Full`]).
+    /// Starts training a copy of `net` with `cfg` (training [`SupernetTraining::Full`]).
     ///
     /// # Errors
     /// [`TrainError::Setting`] for bad settings.
     pub fn new(net: &Network, cfg: &TrainConfig) -> Result<Self, TrainError> {
-        Self::with_strategy(net, cfg, &Strategy::Full)
+        Self::with_training(net, cfg, &SupernetTraining::Full)
     }
 
-    /// Starts training a copy of `net` (a supernet for [`Strategy::Sandwich`]).
+    /// Starts training a copy of `net` (a supernet for [`SupernetTraining::Sandwich`]).
     ///
     /// # Errors
     /// [`TrainError::Setting`] for bad settings, [`TrainError::NotASubnet`] when the
     /// smallest sandwich sub-network does not fit.
-    pub fn with_strategy(net: &Network, cfg: &TrainConfig, strategy: &Strategy) -> Result<Self, TrainError> {
+    pub fn with_training(net: &Network, cfg: &TrainConfig, training: &SupernetTraining) -> Result<Self, TrainError> {
         cfg.validate()?;
         let device = device().autodiff();
         let bp = net.blueprint().clone();
         let cand = net.candidate().clone();
         let params = NetParams::from_weights(&bp, &net.params.to_weights()?, &device)?;
-        let sampler = match strategy {
-            Strategy::Full => None,
-            Strategy::Sandwich { alphas, min_depths, random } => {
+        let sampler = match training {
+            SupernetTraining::Full => None,
+            SupernetTraining::Sandwich { alphas, min_depths, random } => {
                 if alphas.is_empty() {
-                    return Err(TrainError::setting("strategy.alphas", "[]", "needs at least one width"));
+                    return Err(TrainError::setting("training.alphas", "[]", "needs at least one width"));
                 }
                 let s = SubnetSampler {
                     base: cand.clone(),
@@ -461,7 +461,7 @@ pub(crate) fn run_training(
     net: &Network,
     source: &dyn BatchSource,
     cfg: &TrainConfig,
-    strategy: &Strategy,
+    training: &SupernetTraining,
     on_step: &mut dyn FnMut(&StepInfo),
 ) -> Result<(Network, TrainReport), TrainError> {
     let bp = net.blueprint();
@@ -473,7 +473,7 @@ pub(crate) fn run_training(
         ));
     }
     let start = Instant::now();
-    let mut trainer = Trainer::with_strategy(net, cfg, strategy)?;
+    let mut trainer = Trainer::with_training(net, cfg, training)?;
     let mut feeder = Feeder::new(source, bp.data, cfg.batch_size, cfg.augment, cfg.seed);
     let mut images = 0u64;
     let mut tail = Vec::new();
@@ -509,11 +509,11 @@ pub fn train_network(
     cfg: &TrainConfig,
     on_step: &mut dyn FnMut(&StepInfo),
 ) -> Result<(Network, TrainReport), TrainError> {
-    run_training(&net, source, cfg, &Strategy::Full, on_step)
+    run_training(&net, source, cfg, &SupernetTraining::Full, on_step)
 }
 
 impl Supernet {
-    /// Trains the supernet in place with the given strategy.
+    /// Trains the supernet in place with the given training mode.
     ///
     /// # Errors
     /// As [`train_network`]; [`TrainError::NotASubnet`] when a sandwich width or
@@ -522,10 +522,10 @@ impl Supernet {
         &mut self,
         source: &dyn BatchSource,
         cfg: &TrainConfig,
-        strategy: &Strategy,
+        training: &SupernetTraining,
         on_step: &mut dyn FnMut(&StepInfo),
     ) -> Result<TrainReport, TrainError> {
-        let (net, report) = run_training(&self.net, source, cfg, strategy, on_step)?;
+        let (net, report) = run_training(&self.net, source, cfg, training, on_step)?;
         self.net = net;
         Ok(report)
     }

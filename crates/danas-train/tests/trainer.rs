@@ -7,8 +7,8 @@ mod common;
 use common::Bands;
 use danas_core::{Arch, Batch, Candidate, Color, DataConfig, LastConv, Precision, Split, StageKnobs};
 use danas_train::{
-    EvalConfig, Network, OptimizerKind, StoragePrecision, Strategy, Supernet, Tensor, TensorData, TrainConfig,
-    TrainError, cpu_device, evaluate, train_network,
+    EvalConfig, GradientOptimizer, Network, StoragePrecision, Supernet, SupernetTraining, Tensor, TensorData,
+    TrainConfig, TrainError, cpu_device, evaluate, train_network,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -153,7 +153,7 @@ fn evaluation_never_changes_the_supernet_and_is_deterministic() {
     let data = DataConfig::new(16, Color::Rgb);
     let src = Bands::new(2, 48, 24);
     let mut sup = Supernet::new(data, Arch::full(0.35), 2, 5).unwrap();
-    sup.train(&src, &quick_cfg(3), &Strategy::Full, &mut |_| {}).unwrap();
+    sup.train(&src, &quick_cfg(3), &SupernetTraining::Full, &mut |_| {}).unwrap();
     let before = sup.network().weights().unwrap();
     let cfg = EvalConfig {
         calib_batches: 2,
@@ -206,7 +206,7 @@ fn nan_loss_is_a_typed_error() {
     let net = Network::new(&c, 2, 0).unwrap();
     let cfg = TrainConfig {
         lr: 1e30,
-        optimizer: OptimizerKind::Sgd { momentum: 0.0, weight_decay: 0.0, nesterov: false },
+        optimizer: GradientOptimizer::Sgd { momentum: 0.0, weight_decay: 0.0, nesterov: false },
         ..quick_cfg(6)
     };
     let err = train_network(net, &Bands::new(2, 16, 8), &cfg, &mut |_| {}).unwrap_err();
@@ -235,14 +235,14 @@ fn sandwich_training_updates_shared_weights() {
     let src = Bands::new(2, 32, 8);
     let mut sup = Supernet::new(data, Arch::full(0.5), 2, 1).unwrap();
     let before = sup.network().weights().unwrap();
-    let strategy = Strategy::Sandwich { alphas: vec![0.35, 0.5], min_depths: [1, 1, 1, 1, 0], random: 2 };
+    let strategy = SupernetTraining::Sandwich { alphas: vec![0.35, 0.5], min_depths: [1, 1, 1, 1, 0], random: 2 };
     let mut losses = Vec::new();
     let rep = sup.train(&src, &quick_cfg(3), &strategy, &mut |s| losses.push(s.loss)).unwrap();
     assert_eq!(rep.steps, 3);
     assert_eq!(losses.len(), 3);
     assert_ne!(sup.network().weights().unwrap(), before);
     // Widths beyond the supernet are refused before training.
-    let bad = Strategy::Sandwich { alphas: vec![1.0], min_depths: [1, 1, 1, 1, 0], random: 2 };
+    let bad = SupernetTraining::Sandwich { alphas: vec![1.0], min_depths: [1, 1, 1, 1, 0], random: 2 };
     assert!(matches!(sup.train(&src, &quick_cfg(1), &bad, &mut |_| {}), Err(TrainError::NotASubnet { .. })));
 }
 

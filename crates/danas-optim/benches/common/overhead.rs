@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use danas_optim::conformance::mixed_outcome;
-use danas_optim::{Optimizer, STRATEGIES, by_name};
+use danas_optim::{Optimizer, OptimizerKind, by_name};
 use danas_space::{MbSpace, SearchSpace};
 
 fn warmed(name: &str, space: &Arc<dyn SearchSpace>, observations: usize) -> Box<dyn Optimizer> {
@@ -25,7 +25,7 @@ fn ask_tell(opt: &mut dyn Optimizer) {
 fn bench(c: &mut Criterion) {
     let space: Arc<dyn SearchSpace> = Arc::new(MbSpace::paper());
     let mut group = c.benchmark_group("ask_tell_300");
-    for name in STRATEGIES {
+    for name in OptimizerKind::ALL.map(OptimizerKind::name) {
         let opt = warmed(name, &space, 300);
         let snap = opt.snapshot().unwrap();
         // every iteration starts from the same 300-observation state
