@@ -14,11 +14,13 @@
 //!   quantisation, the int8 reference interpreter (TFLM's arithmetic), C arrays;
 //! - [`data`]: dataset sources, transforms, caches and batches;
 //! - [`optim`]: optimisers behind one ask/tell trait, objectives, Pareto utilities;
-//! - [`train`]: the burn trainer (networks, supernets, evaluation, checkpoints);
+//! - `train` (Cargo feature `train`, on by default): the burn trainer (networks,
+//!   supernets, evaluation, checkpoints);
 //! - [`search`]: the search loop, its journal, budgets and reports.
 //!
 //! Each is also a crate of its own: a user who needs only the cost model depends on
-//! `danas-cost` and compiles no deep-learning stack.
+//! `danas-cost` and compiles no deep-learning stack; `danas` with
+//! `default-features = false` leaves out the trainer the same way.
 
 pub use danas_core as core;
 pub use danas_cost as cost;
@@ -27,4 +29,5 @@ pub use danas_optim as optim;
 pub use danas_search as search;
 pub use danas_space as space;
 pub use danas_tflite as tflite;
+#[cfg(feature = "train")]
 pub use danas_train as train;

@@ -161,6 +161,8 @@ fn ci(root: &Path) -> Result<()> {
     // The GPU backends compile (no GPU needed). DOCS_RS keeps cubecl's build scripts
     // from downloading an LLVM toolchain, which this offline machine cannot.
     run(cargo().args(["check", "-q", "-p", "danas-train", "--features", "cuda,wgpu"]).env("DOCS_RS", "1"))?;
+    // The facade without the trainer: no deep-learning stack, still compiles.
+    run(cargo().args(["check", "-q", "-p", "danas", "--no-default-features", "--lib"]))?;
     // The paper reproduction: the plan at paper scale, and a tiny end-to-end run
     // whose outputs are checked for completeness (not for any claim).
     let danas = target_dir(root).join("debug/danas");

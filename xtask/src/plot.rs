@@ -3,28 +3,22 @@
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
+use danas_search::report::PALETTE;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
 
 /// One named series of (x, y) points.
 pub type Series = (String, Vec<(f64, f64)>);
 
 /// What to draw.
 pub struct Figure<'a> {
+    /// The caption above the chart.
     pub title: &'a str,
+    /// The label of the horizontal axis.
     pub xlabel: &'a str,
+    /// The label of the vertical axis.
     pub ylabel: &'a str,
+    /// The series, one colour each (in [`PALETTE`] order) and named in the legend.
     pub series: &'a [Series],
     /// Connect the points of each series (else scatter).
     pub lines: bool,
@@ -32,6 +26,24 @@ pub struct Figure<'a> {
     pub diagonal: bool,
     /// Logarithmic axes (both).
     pub log: bool,
+}
+
+impl<'a> Figure<'a> {
+    /// Each series as points joined by lines, on linear axes (e.g. a quantity over time).
+    pub fn lines(title: &'a str, xlabel: &'a str, ylabel: &'a str, series: &'a [Series]) -> Self {
+        Self { title, xlabel, ylabel, series, lines: true, diagonal: false, log: false }
+    }
+
+    /// Each series as a scatter against the diagonal y = x (e.g. an estimate against
+    /// the true value), on linear axes.
+    pub fn against_diagonal(title: &'a str, xlabel: &'a str, ylabel: &'a str, series: &'a [Series]) -> Self {
+        Self { title, xlabel, ylabel, series, lines: false, diagonal: true, log: false }
+    }
+
+    /// The same figure on logarithmic axes.
+    pub fn log_axes(self) -> Self {
+        Self { log: true, ..self }
+    }
 }
 
 /// Writes `stem.png` and `stem.svg` under `dir`.

@@ -117,7 +117,7 @@ pub fn run_cmd(args: Args) -> anyhow::Result<()> {
         }
     })
     .map_err(|e| match e {
-        danas_search::SearchError::Config { .. } | danas_search::SearchError::Data(_) => input(e),
+        danas_search::SearchError::Config { .. } | danas_search::SearchError::Data { .. } => input(e),
         other => anyhow::Error::new(other),
     })?;
     if let Some(out) = &args.out {

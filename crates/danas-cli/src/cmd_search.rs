@@ -116,7 +116,7 @@ fn input(e: SearchError) -> anyhow::Error {
     match e {
         SearchError::Config { .. }
         | SearchError::ConfigFile { .. }
-        | SearchError::Data(_)
+        | SearchError::Data { .. }
         | SearchError::Unreachable { .. }
         | SearchError::NotAStudy { .. }
         | SearchError::Locked { .. }

@@ -97,12 +97,12 @@ pub enum DataError {
     #[error(transparent)]
     Config(#[from] danas_core::CoreError),
     /// An image could not be resized (should not happen for valid sizes).
-    #[error("cannot resize image {key}: {reason}")]
+    #[error("cannot resize image {key}: {source}")]
     Resize {
         /// The image.
         key: String,
-        /// The resizer's message.
-        reason: String,
+        /// The resizer's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 

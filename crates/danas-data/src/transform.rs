@@ -54,7 +54,7 @@ impl RgbImage {
 
     fn view(&self) -> Result<ImageRef<'_>, DataError> {
         ImageRef::new(self.width, self.height, &self.data, PixelType::U8x3)
-            .map_err(|e| DataError::Resize { key: "source".into(), reason: e.to_string() })
+            .map_err(|e| DataError::Resize { key: "source".into(), source: Box::new(e) })
     }
 }
 
@@ -92,7 +92,7 @@ fn resize_crop_with(
     RESIZER.with(|r| {
         r.borrow_mut()
             .resize(&view, &mut dst, &opts)
-            .map_err(|e| DataError::Resize { key: format!("{}x{}", src.width, src.height), reason: e.to_string() })
+            .map_err(|e| DataError::Resize { key: format!("{}x{}", src.width, src.height), source: Box::new(e) })
     })?;
     RgbImage::new(out_w, out_h, dst.into_vec())
 }

@@ -458,7 +458,7 @@ impl SearchConfig {
         }
         danas_data::Dataset::from_spec(&self.data, options)
             .map(Arc::new)
-            .map_err(|e| SearchError::Data(format!("{}: {e}", self.data)))
+            .map_err(|e| SearchError::Data { spec: self.data.clone(), source: Box::new(e) })
     }
 
     /// The supernet training settings.

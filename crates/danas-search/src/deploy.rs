@@ -25,11 +25,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SearchError + '_ {
 /// the model without parsing the bytes again.
 ///
 /// # Errors
-/// [`SearchError::Export`] when the model is not one the cost model can plan.
+/// [`SearchError::Cost`] when the model is not one the cost model can plan.
 pub fn predict(model: &Model, bytes: &[u8], profile: &Profile) -> Result<Cost, SearchError> {
-    let graph = danas_cost::graph_of(model, MODEL_FILE).map_err(|e| SearchError::Export(e.to_string()))?;
+    let cost = |source| SearchError::Cost { what: format!("planning {MODEL_FILE}"), source };
+    let graph = danas_cost::graph_of(model, MODEL_FILE).map_err(cost)?;
     let file = danas_cost::TfliteModel { graph, file_bytes: bytes.len() as u64 };
-    danas_cost::estimate_tflite(&file, profile).map_err(|e| SearchError::Export(e.to_string()))
+    danas_cost::estimate_tflite(&file, profile).map_err(cost)
 }
 
 /// What a model directory describes besides the model itself.
@@ -50,7 +51,8 @@ pub struct ModelInfo<'a> {
 ///
 /// # Errors
 /// [`SearchError::Io`] naming the file that could not be written,
-/// [`SearchError::Export`] when the model cannot be serialised or planned.
+/// [`SearchError::Tflite`] when the model cannot be serialised, [`SearchError::Cost`]
+/// when it cannot be planned.
 pub fn write_model_dir(
     dir: &Path,
     model: &Model,
@@ -58,7 +60,9 @@ pub fn write_model_dir(
     info: &ModelInfo<'_>,
 ) -> Result<Cost, SearchError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let bytes = model.to_bytes().map_err(|e| SearchError::Export(e.to_string()))?;
+    let bytes = model
+        .to_bytes()
+        .map_err(|source| SearchError::Tflite { what: dir.join(MODEL_FILE).display().to_string(), source })?;
     let cost = predict(model, &bytes, profile)?;
     let path: PathBuf = dir.join(MODEL_FILE);
     std::fs::write(&path, &bytes).map_err(io(&path))?;
@@ -106,7 +110,11 @@ pub fn write_model_dir(
         "metrics": info.metrics,
     });
     let p = dir.join(MANIFEST_FILE);
-    let text = serde_json::to_string_pretty(&manifest).map_err(|e| SearchError::Export(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&manifest).map_err(|source| SearchError::Json {
+        path: p.clone(),
+        what: "manifest".into(),
+        source,
+    })?;
     std::fs::write(&p, text + "\n").map_err(io(&p))?;
     Ok(cost)
 }

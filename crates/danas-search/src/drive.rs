@@ -82,8 +82,8 @@ struct Evaluated {
     seconds: f64,
 }
 
-fn opt_err(e: danas_optim::OptimError) -> SearchError {
-    SearchError::Optimizer(e.to_string())
+fn opt_err(during: &'static str) -> impl Fn(danas_optim::OptimError) -> SearchError {
+    move |source| SearchError::Optimizer { during, source }
 }
 
 impl Search {
@@ -171,8 +171,7 @@ impl Search {
             })
             .collect::<Result<_, _>>()?;
         let log = danas_optim::Journal { events };
-        danas_optim::replay(self.optimizer.as_mut(), &log)
-            .map_err(|e| SearchError::Optimizer(format!("cannot rebuild the optimiser by replay: {e}")))?;
+        danas_optim::replay(self.optimizer.as_mut(), &log).map_err(opt_err("replay of the journal"))?;
         for t in st.journal.interrupted()? {
             st.journal.forget_running(t.id)?;
         }
@@ -189,7 +188,7 @@ impl Search {
         }
         let left = self.budget.max_trials.map_or(u64::MAX, |m| m.saturating_sub(st.progress.evaluated));
         let n = (self.parallel as u64).min(left).max(1) as usize;
-        let props = self.optimizer.ask(n).map_err(opt_err)?;
+        let props = self.optimizer.ask(n).map_err(opt_err("ask"))?;
         let ev = serde_json::to_value(Event::Ask { n, proposals: props.clone() }).unwrap_or(Value::Null);
         st.journal.record_optimizer_event(&ev)?;
         Ok(props)
@@ -202,10 +201,7 @@ impl Search {
         // Candidates of this batch that will be evaluated, by key.
         let mut pending: BTreeMap<String, TrialId> = BTreeMap::new();
         for p in batch {
-            let cand = self
-                .space
-                .candidate(&p.genome)
-                .map_err(|e| SearchError::Optimizer(format!("optimizer proposed an invalid genome: {e}")))?;
+            let cand = self.space.candidate(&p.genome).map_err(SearchError::Genome)?;
             let seed = Self::trial_seed(self.seed, p.id.0);
             st.journal.begin_trial(p.id.0, &p.genome.0, &cand, seed)?;
             let key = candidate_key(&cand);
@@ -401,7 +397,7 @@ impl Search {
     fn finish(&mut self, st: &mut State, id: TrialId, end: &TrialEnd<'_>, outcome: Outcome) -> Result<(), SearchError> {
         let tell = serde_json::to_value(Event::Tell { id, outcome: outcome.clone() }).unwrap_or(Value::Null);
         st.journal.finish_trial(id.0, end, st.clock.now().as_secs_f64(), Some(&tell))?;
-        self.optimizer.tell(id, outcome).map_err(opt_err)?;
+        self.optimizer.tell(id, outcome).map_err(opt_err("tell"))?;
         let record = st.journal.trial(id.0)?.ok_or(SearchError::UnknownTrial(id.0))?;
         tally(&mut st.progress, &record, &self.accuracy);
         st.progress.elapsed = st.clock.now();

@@ -55,8 +55,13 @@ pub enum SearchError {
         message: String,
     },
     /// The data source could not be opened.
-    #[error("data: {0}")]
-    Data(String),
+    #[error("data {spec}: {source}")]
+    Data {
+        /// The data source as given (`idx:DIR`, …).
+        spec: String,
+        /// What is wrong with it (danas-data's error).
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// No candidate of the space meets the limits.
     #[error(
         "no candidate of the space meets the limits: the smallest RAM (arena) it reaches is {:.1} KiB and the smallest flash {:.1} KiB",
@@ -69,9 +74,17 @@ pub enum SearchError {
         /// Smallest flash bytes seen.
         min_flash_bytes: f64,
     },
-    /// The optimiser failed or proposed something invalid.
-    #[error("optimiser: {0}")]
-    Optimizer(String),
+    /// The optimiser failed.
+    #[error("optimiser ({during}): {source}")]
+    Optimizer {
+        /// What the loop asked of it (`ask`, `tell`, `replay of the journal`).
+        during: &'static str,
+        /// Its error.
+        source: danas_optim::OptimError,
+    },
+    /// A genome (proposed by the optimiser, or sampled) is not a candidate of the space.
+    #[error("invalid genome: {0}")]
+    Genome(#[source] danas_space::SpaceError),
     /// A trial id the journal does not know.
     #[error("unknown trial {0}")]
     UnknownTrial(u64),
@@ -93,9 +106,31 @@ pub enum SearchError {
         /// The serde error.
         source: serde_json::Error,
     },
-    /// A model could not be exported, serialised or planned.
-    #[error("export: {0}")]
-    Export(String),
+    /// The cost model cannot plan an exported model, or its board is unknown.
+    #[error("{what}: {source}")]
+    Cost {
+        /// What was being planned.
+        what: String,
+        /// The cost model's error.
+        source: danas_cost::CostError,
+    },
+    /// A model could not be serialised as a TFLite file.
+    #[error("{what}: {source}")]
+    Tflite {
+        /// The model.
+        what: String,
+        /// The writer's error.
+        source: danas_tflite::TfliteError,
+    },
+    /// Training or evaluating a network failed.
+    #[cfg(feature = "train")]
+    #[error("{what}: {source}")]
+    Train {
+        /// What was being trained.
+        what: String,
+        /// The trainer's error.
+        source: danas_train::TrainError,
+    },
     /// An I/O error on a file.
     #[error("{}: {source}", path.display())]
     Io {

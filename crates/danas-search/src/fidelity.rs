@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SearchError;
 use crate::config::SearchConfig;
-use crate::stats::{kendall_tau, spearman_rho};
+use crate::stats::{kendall_tau, median, spearman_rho};
 
 /// What to compare.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,16 +95,6 @@ pub struct FidelityReport {
     pub median_scratch_seconds: f64,
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
-    }
-}
-
 /// Samples `n` distinct candidates of `space` at `data` (fewer when the space has fewer).
 ///
 /// # Errors
@@ -129,7 +119,7 @@ pub fn sample_candidates(
         tries += 1;
         let g = fixed.sample(&mut rng);
         if seen.insert(g.0.clone()) {
-            let c = fixed.candidate(&g).map_err(|e| SearchError::Optimizer(e.to_string()))?;
+            let c = fixed.candidate(&g).map_err(SearchError::Genome)?;
             out.push(c);
         }
     }
@@ -181,7 +171,7 @@ pub fn run(
         plan.strategies.iter().map(|s| strategy_of(s, &space)).collect::<Result<_, _>>()?;
     let data = cfg.open_data()?;
     let source: Arc<dyn BatchSource> = data;
-    let train_err = |e: danas_train::TrainError| SearchError::Optimizer(format!("training: {e}"));
+    let train_err = |source| SearchError::Train { what: "fidelity".into(), source };
     let cands = sample_candidates(&space, plan.data, plan.candidates, plan.seed)?;
 
     let mut train = cfg.train_config();

@@ -40,7 +40,8 @@ impl Search {
         let rel = format!("models/trial-{}", t.id);
         let profile = match self.cost.deploy_profile() {
             Some(p) => p,
-            None => danas_cost::Profile::builtin("host").map_err(|e| SearchError::Export(e.to_string()))?,
+            None => danas_cost::Profile::builtin("host")
+                .map_err(|source| SearchError::Cost { what: "the host profile".into(), source })?,
         };
         let info = crate::deploy::ModelInfo {
             candidate: &t.candidate,

@@ -294,7 +294,9 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> SearchError {
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
-const PALETTE: [RGBColor; 10] = [
+/// The colours of the plots' series (matplotlib's `tab10`), in the order the
+/// series are drawn; a plot with more series starts again at the first colour.
+pub const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -475,6 +477,17 @@ fn pct(v: Option<f64>) -> String {
 }
 
 fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &LimitsShown) -> String {
+    let mut s = md_summary(rows, limits);
+    md_pareto(&mut s, rows, pareto);
+    md_finals(&mut s, rows, pareto);
+    md_best_per_limit(&mut s, rows, pareto, limits);
+    md_data_configs(&mut s, rows, pareto);
+    s.push_str("\nThe same report with the plots in one page: `report.html`. Plots: `accuracy_vs_ram`, `accuracy_vs_flash`, `accuracy_vs_latency` (feasible region shaded, colours = data configuration) and `best_over_time`, each as `.svg` and `.png`. All trials: `trials.csv`; the Pareto set: `pareto.csv`, `pareto.json`.\n");
+    s
+}
+
+/// Title, trial counts and the limits.
+fn md_summary(rows: &[TrialRow], limits: &LimitsShown) -> String {
     let mut s = String::from("# danas search report\n\n");
     let count = |st: TrialStatus| rows.iter().filter(|r| r.status == st).count();
     let _ = writeln!(
@@ -498,6 +511,11 @@ fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &LimitsShown) -> String
         lim(limits.flash_bytes, "KiB", 1024.0),
         lim(limits.latency_ms, "ms", 1.0)
     );
+    s
+}
+
+/// The Pareto set table.
+fn md_pareto(s: &mut String, rows: &[TrialRow], pareto: &[usize]) {
     s.push_str("## Pareto set (feasible, non-dominated on accuracy, RAM, flash, latency)\n\n");
     s.push_str("| trial | data | arch | val acc % | arena KiB | flash KiB | latency ms | MMACs | peak RAM set by |\n");
     s.push_str("|---:|---|---|---:|---:|---:|---:|---:|---|\n");
@@ -520,7 +538,10 @@ fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &LimitsShown) -> String
     if pareto.is_empty() {
         s.push_str("\nNo feasible candidate was evaluated.\n");
     }
+}
 
+/// The final stage's retrained and exported models.
+fn md_finals(s: &mut String, rows: &[TrialRow], pareto: &[usize]) {
     let finals: Vec<&TrialRow> = pareto.iter().map(|&i| &rows[i]).filter(|r| r.test_accuracy.is_some()).collect();
     if !finals.is_empty() {
         s.push_str("\n## Final stage: retrained and exported models\n\n");
@@ -550,7 +571,10 @@ fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &LimitsShown) -> String
             );
         }
     }
+}
 
+/// The most accurate Pareto member under fractions of the RAM limit.
+fn md_best_per_limit(s: &mut String, rows: &[TrialRow], pareto: &[usize], limits: &LimitsShown) {
     s.push_str("\n## Best system per limit\n\n");
     let feas: Vec<&TrialRow> = pareto.iter().map(|&i| &rows[i]).collect();
     let fractions = [1.0, 0.75, 0.5, 0.25];
@@ -580,7 +604,11 @@ fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &LimitsShown) -> String
             }
         }
     }
+}
 
+/// Per data configuration: trials, infeasible ones, best accuracy, Pareto members.
+fn md_data_configs(s: &mut String, rows: &[TrialRow], pareto: &[usize]) {
+    let feas: Vec<&TrialRow> = pareto.iter().map(|&i| &rows[i]).collect();
     s.push_str("\n## Data configurations\n\n| data | evaluated | infeasible | best val acc % | on the Pareto set |\n|---|---:|---:|---:|---:|\n");
     let mut keys: Vec<String> = rows.iter().map(TrialRow::data_key).collect();
     keys.sort();
@@ -601,8 +629,6 @@ fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &LimitsShown) -> String
             feas.iter().filter(|r| r.data_key() == k).count()
         );
     }
-    s.push_str("\nThe same report with the plots in one page: `report.html`. Plots: `accuracy_vs_ram`, `accuracy_vs_flash`, `accuracy_vs_latency` (feasible region shaded, colours = data configuration) and `best_over_time`, each as `.svg` and `.png`. All trials: `trials.csv`; the Pareto set: `pareto.csv`, `pareto.json`.\n");
-    s
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Rank correlations, for comparing how two evaluation methods order candidates.
+//! Rank correlations, for comparing how two evaluation methods order candidates,
+//! and the small summaries (median, mean and standard deviation) the reports use.
 
 /// Ranks (1-based) of `v`, ties sharing their average rank.
 pub fn ranks(v: &[f64]) -> Vec<f64> {
@@ -77,6 +78,43 @@ pub fn kendall_tau(a: &[f64], b: &[f64]) -> Option<f64> {
     (n_a > 0.0 && n_b > 0.0).then(|| (concordant - discordant) as f64 / (n_a * n_b).sqrt())
 }
 
+/// Median of the finite values of `v` (the mean of the middle two for an even
+/// count); NaN and infinite values are left out. NaN when no finite value is left.
+///
+/// ```
+/// use danas_search::stats::median;
+/// assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+/// assert_eq!(median(&[4.0, 1.0, f64::NAN, 2.0, 3.0]), 2.5);
+/// assert!(median(&[]).is_nan());
+/// ```
+pub fn median(v: &[f64]) -> f64 {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    }
+}
+
+/// Mean and sample standard deviation (divided by n − 1) of `v`; the deviation of
+/// a single value is 0. `None` when `v` is empty.
+///
+/// ```
+/// use danas_search::stats::mean_std;
+/// assert_eq!(mean_std(&[1.0, 3.0]), Some((2.0, 2f64.sqrt())));
+/// assert_eq!(mean_std(&[]), None);
+/// ```
+pub fn mean_std(v: &[f64]) -> Option<(f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 { v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    Some((m, var.sqrt()))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -101,5 +139,24 @@ mod tests {
         // only: 2 / sqrt((2 + 0 + 1) · (2 + 0 + 0)).
         let t = kendall_tau(&[1.0, 2.0, 3.0], &[1.0, 1.0, 2.0]).unwrap();
         assert!((t - 2.0 / 6f64.sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn median_skips_non_finite_values() {
+        assert_eq!(median(&[5.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median(&[4.0, 2.0, 1.0, 3.0]), 2.5);
+        assert_eq!(median(&[f64::INFINITY, 1.0, f64::NAN, 2.0]), 1.5);
+        assert!(median(&[]).is_nan());
+        assert!(median(&[f64::NAN]).is_nan());
+    }
+
+    #[test]
+    fn mean_and_sample_deviation() {
+        assert_eq!(mean_std(&[]), None);
+        assert_eq!(mean_std(&[0.25]), Some((0.25, 0.0)));
+        // Mean 5; squared deviations 9 + 1 + 1 + 9 = 20 over n − 1 = 3.
+        let (m, s) = mean_std(&[2.0, 4.0, 6.0, 8.0]).unwrap();
+        assert!((m - 5.0).abs() < 1e-12);
+        assert!((s - (20.0f64 / 3.0).sqrt()).abs() < 1e-12);
     }
 }

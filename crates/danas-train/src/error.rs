@@ -63,10 +63,16 @@ pub enum TrainError {
     },
     /// The tensor backend returned data of an unexpected type or shape.
     #[error("tensor backend: {0}")]
-    Backend(String),
-    /// The network cannot be exported, quantised or run as a TFLite model.
+    Backend(#[from] burn::tensor::DataError),
+    /// The network cannot be expressed as, quantised to or run as a TFLite model.
     #[error("export: {0}")]
-    Export(String),
+    Tflite(#[from] danas_tflite::TfliteError),
+    /// The exported model does not fit the data it is run on.
+    #[error("export: {reason}")]
+    Export {
+        /// What does not fit.
+        reason: String,
+    },
     /// Reading or writing a checkpoint failed.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {

@@ -7,7 +7,8 @@ use danas_core::{BatchSource, Candidate, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::net::{BatchStats, BnMode, Network, batch_input, device, forward_input, to_vec};
+use crate::net::{Network, batch_input, device, forward_input};
+use crate::params::{BatchStats, BnMode, to_vec};
 use crate::supernet::Supernet;
 use crate::train::{Feeder, StepInfo, TrainConfig, TrainReport, train_network};
 

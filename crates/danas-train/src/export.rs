@@ -41,12 +41,6 @@ pub struct Exported {
     pub calib_images: usize,
 }
 
-impl From<danas_tflite::TfliteError> for TrainError {
-    fn from(e: danas_tflite::TfliteError) -> Self {
-        TrainError::Export(e.to_string())
-    }
-}
-
 /// The folded weights of `net` in `danas-tflite`'s layout.
 ///
 /// # Errors
@@ -132,7 +126,7 @@ fn splitmix(mut z: u64) -> u64 {
 /// ranges on `cfg.calib_images` seeded training images of `source`.
 ///
 /// # Errors
-/// [`TrainError::Export`] when the network cannot be expressed or quantised,
+/// [`TrainError::Tflite`] when the network cannot be expressed or quantised,
 /// [`TrainError::Source`] / [`TrainError::EmptySplit`] for the data.
 pub fn export_int8(net: &Network, source: &dyn BatchSource, cfg: &ExportConfig) -> Result<Exported, TrainError> {
     if cfg.calib_images == 0 {
@@ -153,7 +147,8 @@ pub fn export_int8(net: &Network, source: &dyn BatchSource, cfg: &ExportConfig) 
 /// [`TrainError::Export`] when the model does not run on the batch's images.
 pub fn run_int8_batch(model: &Model, batch: &Batch) -> Result<Vec<Vec<i8>>, TrainError> {
     batch.validate()?;
-    let out_id = *model.outputs.first().ok_or_else(|| TrainError::Export("the model has no output".into()))?;
+    let out_id =
+        *model.outputs.first().ok_or_else(|| TrainError::Export { reason: "the model has no output".into() })?;
     (0..batch.n)
         .into_par_iter()
         .map(|i| {
@@ -161,7 +156,7 @@ pub fn run_int8_batch(model: &Model, batch: &Batch) -> Result<Vec<Vec<i8>>, Trai
             values
                 .get_mut(out_id as usize)
                 .and_then(Option::take)
-                .ok_or_else(|| TrainError::Export("the model did not write its output".into()))
+                .ok_or_else(|| TrainError::Export { reason: "the model did not write its output".into() })
         })
         .collect()
 }
@@ -180,7 +175,8 @@ pub fn evaluate_int8(
     split: Split,
 ) -> Result<Metrics, TrainError> {
     let start = Instant::now();
-    let out_id = *model.outputs.first().ok_or_else(|| TrainError::Export("the model has no output".into()))?;
+    let out_id =
+        *model.outputs.first().ok_or_else(|| TrainError::Export { reason: "the model has no output".into() })?;
     let out_t = model.tensor(out_id, "model output")?;
     let (scale, zp) = out_t.quant.as_ref().map_or((1.0, 0), |q| {
         (f64::from(q.scale.first().copied().unwrap_or(1.0)), q.zero_point.first().copied().unwrap_or(0))
@@ -188,7 +184,9 @@ pub fn evaluate_int8(
     let is_prob = model.operators.last().is_some_and(|o| matches!(o.op, danas_tflite::OpDef::Softmax { .. }));
     let k = source.classes() as usize;
     if out_t.elements() != k {
-        return Err(TrainError::Export(format!("the model has {} outputs but the data {k} classes", out_t.elements())));
+        return Err(TrainError::Export {
+            reason: format!("the model has {} outputs but the data {k} classes", out_t.elements()),
+        });
     }
     let mut confusion = vec![vec![0u64; k]; k];
     let mut loss_sum = 0.0f64;

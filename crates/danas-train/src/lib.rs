@@ -35,11 +35,13 @@
 //! ```
 
 mod checkpoint;
+mod composite;
 mod cpu;
 mod error;
 mod eval;
 mod export;
 mod net;
+mod params;
 mod supernet;
 mod train;
 mod weights;
@@ -51,7 +53,8 @@ pub use eval::{
     recalibrate_bn,
 };
 pub use export::{ExportConfig, Exported, evaluate_int8, export_int8, float_net, int8_input, nhwc, run_int8_batch};
-pub use net::{BN_EPSILON, DEVICES, FoldedWeights, Network, cpu_device, device, parse_device, select_device};
+pub use net::{DEVICES, FoldedWeights, Network, cpu_device, device, parse_device, select_device};
+pub use params::BN_EPSILON;
 pub use supernet::Supernet;
 pub use train::{GradientOptimizer, StepInfo, SupernetTraining, TrainConfig, TrainReport, Trainer, train_network};
 pub use weights::{ConvWeights, NetWeights};

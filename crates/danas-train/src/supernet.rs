@@ -5,7 +5,9 @@ use burn::tensor::{Tensor, TensorData};
 use danas_core::{Arch, Blueprint, Candidate, ConvLayer, DataConfig};
 
 use crate::TrainError;
-use crate::net::{BnMode, ConvT, NetParams, NetT, Network, conv_bn, device, head};
+use crate::composite::{conv_bn, head};
+use crate::net::{Network, device};
+use crate::params::{BnMode, ConvT, NetParams, NetT};
 use crate::weights::NetWeights;
 
 /// Where a convolution sits in the MobileNetV2 family, independent of width.
@@ -179,18 +181,18 @@ impl Supernet {
         let view = slice_view(self.blueprint(), &self.net.params.view(), &sub, &self.candidate().to_string())?;
         let device = device();
         // Copy through host memory: the result shares nothing with the supernet.
-        let host = |t: Tensor<1>| crate::net::to_vec(t);
+        let host = |t: Tensor<1>| crate::params::to_vec(t);
         let mut w = NetWeights { convs: Vec::new(), fc_weight: Vec::new(), fc_bias: Vec::new() };
         for c in view.convs {
             w.convs.push(crate::weights::ConvWeights {
-                weight: crate::net::to_vec(c.weight)?,
+                weight: crate::params::to_vec(c.weight)?,
                 gamma: host(c.gamma)?,
                 beta: host(c.beta)?,
                 mean: host(c.mean)?,
                 var: host(c.var)?,
             });
         }
-        w.fc_weight = crate::net::to_vec(view.fc_weight)?;
+        w.fc_weight = crate::params::to_vec(view.fc_weight)?;
         w.fc_bias = host(view.fc_bias)?;
         let params = NetParams::from_weights(&sub, &w, &device)?;
         Ok(Network::from_params(cand.clone(), sub, params))

@@ -12,7 +12,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::net::{BnMode, NetParams, Network, batch_input, device, forward_input, to_vec};
+use crate::net::{Network, batch_input, device, forward_input};
+use crate::params::{BnMode, NetParams, to_vec};
 use crate::supernet::{Supernet, slice_view};
 
 /// The optimiser.

@@ -1,7 +1,7 @@
 //! The fused CPU operations as a burn backend extension: forward kernels on
 //! burn's `flex` backend and hand-written backward passes on `Autodiff<Flex>`.
 //! Other backends (CUDA, wgpu) never reach these operations; they run the
-//! composite path of [`crate::net`].
+//! composite path of [`crate::composite`].
 
 use std::borrow::Cow;
 

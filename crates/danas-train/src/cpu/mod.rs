@@ -1,4 +1,4 @@
-//! The fused CPU path: the same network as [`crate::net::forward`], computed on
+//! The fused CPU path: the same network as [`crate::composite::forward`], computed on
 //! NHWC activations with fused BatchNorm (+ ReLU6), depthwise and `im2col`
 //! kernels (see [`ext`]) so that one conv + BatchNorm + ReLU6 costs three
 //! autodiff nodes instead of a dozen. It runs whenever the device is burn's
@@ -10,7 +10,7 @@ pub(crate) mod kernels;
 use burn::tensor::{Device, Tensor, TensorData};
 use danas_core::{Blueprint, ConvLayer, same_padding};
 
-use crate::net::{BN_EPSILON, BatchStats, BnMode, ConvT, NetT, classifier, walk};
+use crate::params::{BN_EPSILON, BatchStats, BnMode, ConvT, NetT, classifier, walk};
 use kernels::ConvGeom;
 
 /// An NHWC activation: `[n·h·w, c]` rows with its spatial sizes.
@@ -84,7 +84,7 @@ pub(crate) fn conv_bn(x: Act, layer: &ConvLayer, t: &ConvT, mode: BnMode, stats:
     } else {
         // Grouped convolutions (not in the MobileNetV2 family) take burn's conv.
         let nchw = x.t.reshape([g.n, g.h, g.w, g.c]).permute([0, 3, 1, 2]);
-        let y = crate::net::conv(nchw, layer, &t.weight);
+        let y = crate::composite::conv(nchw, layer, &t.weight);
         Act::from_tensor(y).t
     };
     let y = match mode {
@@ -101,7 +101,7 @@ pub(crate) fn conv_bn(x: Act, layer: &ConvLayer, t: &ConvT, mode: BnMode, stats:
 }
 
 /// The forward pass of `bp` with tensors `t` on an NHWC input; as
-/// [`crate::net::forward`].
+/// [`crate::composite::forward`].
 pub(crate) fn forward(bp: &Blueprint, t: &NetT, x: Act, mode: BnMode) -> (Tensor<2>, Vec<BatchStats>) {
     let mut stats = Vec::new();
     let x = walk(
@@ -120,7 +120,8 @@ pub(crate) fn forward(bp: &Blueprint, t: &NetT, x: Act, mode: BnMode) -> (Tensor
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::net::{NetParams, forward as composite_forward, to_vec};
+    use crate::composite::forward as composite_forward;
+    use crate::params::{NetParams, to_vec};
     use crate::supernet::slice_view;
     use crate::train::soft_cross_entropy;
     use crate::weights::NetWeights;
