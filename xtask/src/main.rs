@@ -103,17 +103,23 @@ fn setup(root: &Path) -> Result<Env> {
     vars.push(("DANAS_CHROMIUM".into(), CHROMIUM.into()));
 
     // The real TensorFlow Lite Micro interpreter, for the cost model's exactness test.
-    let venv = root.join(TFLM_VENV);
-    let py = venv.join("bin/python");
-    if !py.exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    }
-    let probe = Command::new(&py).args(["-c", "import tflite_micro"]).output();
-    if !probe.map(|o| o.status.success()).unwrap_or(false) {
-        run(Command::new(&py).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "tflite-micro"]))?;
-    }
+    let py = python_venv(&root.join(TFLM_VENV), "tflite_micro", &["tflite-micro"])?;
     vars.push(("DANAS_TFLM_PYTHON".into(), py.to_string_lossy().into_owned()));
     Ok(Env { vars })
+}
+
+/// A Python venv at `venv` in which `import {modules}` works, installing `packages`
+/// with pip when it does not; returns its interpreter.
+fn python_venv(venv: &Path, modules: &str, packages: &[&str]) -> Result<PathBuf> {
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+    }
+    let probe = Command::new(&py).args(["-c", &format!("import {modules}")]).output();
+    if !probe.map(|o| o.status.success()).unwrap_or(false) {
+        run(Command::new(&py).args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]).args(packages))?;
+    }
+    Ok(py)
 }
 
 fn is_root() -> bool {
@@ -224,23 +230,7 @@ fn peer(root: &Path, args: &[String]) -> Result<()> {
         Some(i) => args.get(i + 1).context("--steps needs a number")?.parse().context("--steps needs a number")?,
         None => 20,
     };
-    let venv = root.join(PEER_VENV);
-    let py = venv.join("bin/python");
-    if !py.exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    }
-    let probe = Command::new(&py).args(["-c", "import torch, torchvision"]).output();
-    if !probe.map(|o| o.status.success()).unwrap_or(false) {
-        run(Command::new(&py).args([
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "torch",
-            "torchvision",
-        ]))?;
-    }
+    let py = python_venv(&root.join(PEER_VENV), "torch, torchvision", &["torch", "torchvision"])?;
     run(cargo().args(["build", "--release", "-q", "-p", "danas-train", "--example", "step_time"]))?;
     let danas = target_dir(root).join("release/examples/step_time");
     let script = root.join("crates/danas-train/tools/peer_step.py");

@@ -131,6 +131,38 @@ pub struct AskTell<P> {
     proposer: P,
 }
 
+/// A [`Proposer`] built from settings and a seed: [`AskTell::new`] and
+/// [`AskTell::with_config`] then build its optimiser.
+pub trait SeededProposer: Proposer + Sized {
+    /// Its settings (`()` when it has none).
+    type Config: Default;
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`OptimError::InvalidConfig`] naming the setting.
+    fn validate(cfg: &Self::Config) -> Result<(), OptimError>;
+
+    /// The proposer with checked settings, seeded.
+    fn seeded(cfg: Self::Config, seed: u64) -> Self;
+}
+
+impl<P: SeededProposer> AskTell<P> {
+    /// The optimiser with default settings over `space`, seeded.
+    pub fn new(space: Arc<dyn SearchSpace>, seed: u64) -> Self {
+        Self::from_proposer(space, P::seeded(P::Config::default(), seed))
+    }
+
+    /// The optimiser with checked settings.
+    ///
+    /// # Errors
+    /// [`OptimError::InvalidConfig`] when the settings are invalid.
+    pub fn with_config(space: Arc<dyn SearchSpace>, cfg: P::Config, seed: u64) -> Result<Self, OptimError> {
+        P::validate(&cfg)?;
+        Ok(Self::from_proposer(space, P::seeded(cfg, seed)))
+    }
+}
+
 impl<P: Proposer> AskTell<P> {
     /// `proposer` over `space`, with no oracle.
     pub fn from_proposer(space: Arc<dyn SearchSpace>, proposer: P) -> Self {
@@ -152,13 +184,6 @@ impl<P: Proposer> AskTell<P> {
     pub fn proposer(&self) -> &P {
         &self.proposer
     }
-
-    fn issue(&mut self, g: Genome, batch: &mut BTreeSet<Genome>) -> Proposal {
-        batch.insert(g.clone());
-        let p = self.ledger.issue(g);
-        self.proposer.issued(p.id);
-        p
-    }
 }
 
 impl<P: Proposer> Optimizer for AskTell<P> {
@@ -172,31 +197,25 @@ impl<P: Proposer> Optimizer for AskTell<P> {
 
     fn ask(&mut self, n: usize) -> Result<Vec<Proposal>, OptimError> {
         ensure_nonempty(self.space.as_ref())?;
+        let Self { space, oracle, ledger, proposer } = self;
         let mut batch = BTreeSet::new();
         let mut out = Vec::with_capacity(n);
-        let chosen = {
-            let cx = AskContext {
-                space: self.space.as_ref(),
-                oracle: self.oracle.as_ref(),
-                ledger: &self.ledger,
-                batch: &batch,
-            };
-            self.proposer.propose_batch(n, &cx)
+        let mut chosen = {
+            let cx = AskContext { space: space.as_ref(), oracle: oracle.as_ref(), ledger, batch: &batch };
+            proposer.propose_batch(n, &cx).into_iter().take(n)
         };
-        for g in chosen.into_iter().take(n) {
-            out.push(self.issue(g, &mut batch));
-        }
         while out.len() < n {
-            let g = {
-                let cx = AskContext {
-                    space: self.space.as_ref(),
-                    oracle: self.oracle.as_ref(),
-                    ledger: &self.ledger,
-                    batch: &batch,
-                };
-                self.proposer.propose(&cx)
+            let g = match chosen.next() {
+                Some(g) => g,
+                None => {
+                    let cx = AskContext { space: space.as_ref(), oracle: oracle.as_ref(), ledger, batch: &batch };
+                    proposer.propose(&cx)
+                }
             };
-            out.push(self.issue(g, &mut batch));
+            batch.insert(g.clone());
+            let p = ledger.issue(g);
+            proposer.issued(p.id);
+            out.push(p);
         }
         Ok(out)
     }

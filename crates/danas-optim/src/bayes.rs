@@ -1,9 +1,8 @@
 //! Bayesian optimisation with the small exact GP of [`crate::gp`].
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use danas_space::{Genome, GroupWeights, SearchSpace};
+use danas_space::{Genome, GroupWeights};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -12,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::gp::{Gp, GpHyper, default_grid, expected_improvement, norm_cdf};
 use crate::optimizer::{rng_from, rng_serde};
 use crate::{
-    AskContext, AskTell, Limits, Objective, OptimError, Outcome, Proposer, Scalarization, TrialId, total_violation,
+    AskContext, AskTell, Limits, Objective, OptimError, Outcome, Proposer, Scalarization, SeededProposer, TrialId,
+    total_violation,
 };
 
 /// What the Bayesian optimiser models.
@@ -125,24 +125,14 @@ pub struct BayesProposer {
     cons_hyper_at: usize,
 }
 
-impl Bayesian {
-    /// Default settings: maximise accuracy under the paper's hard limits.
-    pub fn new(space: Arc<dyn SearchSpace>, seed: u64) -> Self {
-        AskTell::from_proposer(space, BayesProposer::new(BayesConfig::default(), seed))
+impl SeededProposer for BayesProposer {
+    type Config = BayesConfig;
+
+    fn validate(cfg: &BayesConfig) -> Result<(), OptimError> {
+        cfg.validate()
     }
 
-    /// With checked settings.
-    ///
-    /// # Errors
-    /// [`OptimError::InvalidConfig`] when the settings are invalid.
-    pub fn with_config(space: Arc<dyn SearchSpace>, cfg: BayesConfig, seed: u64) -> Result<Self, OptimError> {
-        cfg.validate()?;
-        Ok(AskTell::from_proposer(space, BayesProposer::new(cfg, seed)))
-    }
-}
-
-impl BayesProposer {
-    fn new(cfg: BayesConfig, seed: u64) -> Self {
+    fn seeded(cfg: BayesConfig, seed: u64) -> Self {
         Self {
             cfg,
             rng: rng_from(seed),
@@ -154,7 +144,9 @@ impl BayesProposer {
             cons_hyper_at: 0,
         }
     }
+}
 
+impl BayesProposer {
     fn observe(&self, genome: Genome, outcome: &Outcome) -> Result<Option<Obs>, OptimError> {
         let limits_violation = |limits: &Option<Limits>, m: &crate::Metrics| -> Result<f64, OptimError> {
             Ok(match limits {

@@ -1,16 +1,15 @@
 //! Evolutionary strategies with one scalar fitness: the paper's GA and aging evolution.
 
-use std::collections::{BTreeSet, VecDeque};
-use std::sync::Arc;
+use std::collections::VecDeque;
 
-use danas_space::{Genome, GroupWeights, SearchSpace};
+use danas_space::{Genome, GroupWeights};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::optimizer::{rng_from, rng_serde};
-use crate::{AskContext, AskTell, Fitness, OptimError, Outcome, Proposer, Scalarization, TrialId};
+use crate::optimizer::{Generation, rng_from, rng_serde};
+use crate::{AskContext, AskTell, Fitness, OptimError, Outcome, Proposer, Scalarization, SeededProposer, TrialId};
 
 /// Draws per proposal when looking for a new, feasible genome.
 const TRIES: usize = 64;
@@ -106,27 +105,11 @@ pub struct PaperGaProposer {
     /// Operators still to apply this generation: true = crossover.
     plan: VecDeque<bool>,
     /// The trials that make up the current generation; it ends when all are told.
-    core: BTreeSet<TrialId>,
-    core_target: usize,
-    core_issued: usize,
+    core: Generation,
     results: Vec<Member>,
 }
 
 impl PaperGa {
-    /// The paper's GA (defaults of [`PaperGaConfig`]).
-    pub fn new(space: Arc<dyn SearchSpace>, seed: u64) -> Self {
-        AskTell::from_proposer(space, PaperGaProposer::new(PaperGaConfig::default(), seed))
-    }
-
-    /// A GA with checked settings.
-    ///
-    /// # Errors
-    /// [`OptimError::InvalidConfig`] when the settings are invalid.
-    pub fn with_config(space: Arc<dyn SearchSpace>, cfg: PaperGaConfig, seed: u64) -> Result<Self, OptimError> {
-        cfg.validate()?;
-        Ok(AskTell::from_proposer(space, PaperGaProposer::new(cfg, seed)))
-    }
-
     /// The current population (evaluated members).
     pub fn population(&self) -> &[Member] {
         &self.proposer().population
@@ -138,9 +121,15 @@ impl PaperGa {
     }
 }
 
-impl PaperGaProposer {
-    fn new(cfg: PaperGaConfig, seed: u64) -> Self {
-        let core_target = cfg.population;
+impl SeededProposer for PaperGaProposer {
+    type Config = PaperGaConfig;
+
+    fn validate(cfg: &PaperGaConfig) -> Result<(), OptimError> {
+        cfg.validate()
+    }
+
+    fn seeded(cfg: PaperGaConfig, seed: u64) -> Self {
+        let population = cfg.population;
         Self {
             cfg,
             rng: rng_from(seed),
@@ -148,13 +137,13 @@ impl PaperGaProposer {
             population: Vec::new(),
             winners: Vec::new(),
             plan: VecDeque::new(),
-            core: BTreeSet::new(),
-            core_target,
-            core_issued: 0,
+            core: Generation::new(population),
             results: Vec::new(),
         }
     }
+}
 
+impl PaperGaProposer {
     fn advance(&mut self) {
         let cap = self.cfg.population;
         let mut pool = std::mem::take(&mut self.results);
@@ -171,12 +160,10 @@ impl PaperGaProposer {
         sort_best_first(&mut pool);
         pool.truncate(cap);
         self.population = pool;
-        self.core.clear();
-        self.core_issued = 0;
         self.plan.clear();
         if self.population.len() < cap {
             // still building the initial population
-            self.core_target = cap - self.population.len();
+            self.core = Generation::new(cap - self.population.len());
             return;
         }
         // selection: shuffled population in `tournaments` groups, the best of each survives
@@ -197,7 +184,7 @@ impl PaperGaProposer {
         self.plan = std::iter::repeat_n(false, self.cfg.mutations)
             .chain(std::iter::repeat_n(true, self.cfg.crossovers))
             .collect();
-        self.core_target = self.plan.len();
+        self.core = Generation::new(self.plan.len());
     }
 }
 
@@ -233,18 +220,14 @@ impl Proposer for PaperGaProposer {
     }
 
     fn issued(&mut self, id: TrialId) {
-        if self.core_issued < self.core_target {
-            self.core.insert(id);
-            self.core_issued += 1;
-        }
+        self.core.issued(id);
     }
 
     fn told(&mut self, id: TrialId, genome: &Genome, outcome: &Outcome) -> Result<(), OptimError> {
         if let Some(fitness) = self.cfg.scalarization.outcome_fitness(outcome)? {
             self.results.push(Member { genome: genome.clone(), fitness });
         }
-        self.core.remove(&id);
-        if self.core.is_empty() && self.core_issued >= self.core_target {
+        if self.core.told(id) {
             self.advance();
         }
         Ok(())
@@ -307,28 +290,20 @@ pub struct AgingProposer {
 }
 
 impl AgingEvolution {
-    /// Aging evolution with default settings (population 20, sample 5).
-    pub fn new(space: Arc<dyn SearchSpace>, seed: u64) -> Self {
-        AskTell::from_proposer(space, AgingProposer::new(AgingConfig::default(), seed))
-    }
-
-    /// With checked settings.
-    ///
-    /// # Errors
-    /// [`OptimError::InvalidConfig`] when the settings are invalid.
-    pub fn with_config(space: Arc<dyn SearchSpace>, cfg: AgingConfig, seed: u64) -> Result<Self, OptimError> {
-        cfg.validate()?;
-        Ok(AskTell::from_proposer(space, AgingProposer::new(cfg, seed)))
-    }
-
     /// The current population, oldest first.
     pub fn population(&self) -> impl Iterator<Item = &Member> {
         self.proposer().population.iter()
     }
 }
 
-impl AgingProposer {
-    fn new(cfg: AgingConfig, seed: u64) -> Self {
+impl SeededProposer for AgingProposer {
+    type Config = AgingConfig;
+
+    fn validate(cfg: &AgingConfig) -> Result<(), OptimError> {
+        cfg.validate()
+    }
+
+    fn seeded(cfg: AgingConfig, seed: u64) -> Self {
         Self { cfg, rng: rng_from(seed), population: VecDeque::new(), random_issued: 0 }
     }
 }

@@ -50,7 +50,7 @@ pub mod pareto;
 mod random;
 pub mod synthetic;
 
-pub use ask::{AskContext, AskTell, Proposer};
+pub use ask::{AskContext, AskTell, Proposer, SeededProposer};
 pub use bayes::{BayesConfig, BayesMode, BayesProposer, Bayesian};
 pub use error::OptimError;
 pub use evolution::{AgingConfig, AgingEvolution, AgingProposer, Member, PaperGa, PaperGaConfig, PaperGaProposer};

@@ -1,16 +1,15 @@
 //! NSGA-II: non-dominated sorting, crowding distance, constraint domination.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-
-use danas_space::{Genome, GroupWeights, SearchSpace};
+use danas_space::{Genome, GroupWeights};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::optimizer::{rng_from, rng_serde};
+use crate::optimizer::{Generation, rng_from, rng_serde};
 use crate::pareto::{crowding_distance, ranks};
-use crate::{AskContext, AskTell, Limits, Objective, OptimError, Outcome, Proposer, TrialId, total_violation};
+use crate::{
+    AskContext, AskTell, Limits, Objective, OptimError, Outcome, Proposer, SeededProposer, TrialId, total_violation,
+};
 
 /// Draws per proposal when looking for a new, feasible genome (and parent pairs drawn).
 const TRIES: usize = 64;
@@ -111,36 +110,26 @@ pub struct Nsga2Proposer {
     population: Vec<MoMember>,
     rank: Vec<usize>,
     crowd: Vec<f64>,
-    core: BTreeSet<TrialId>,
-    core_target: usize,
-    core_issued: usize,
+    core: Generation,
     results: Vec<MoMember>,
 }
 
 impl Nsga2 {
-    /// NSGA-II with default settings.
-    pub fn new(space: Arc<dyn SearchSpace>, seed: u64) -> Self {
-        AskTell::from_proposer(space, Nsga2Proposer::new(Nsga2Config::default(), seed))
-    }
-
-    /// With checked settings.
-    ///
-    /// # Errors
-    /// [`OptimError::InvalidConfig`] when the settings are invalid.
-    pub fn with_config(space: Arc<dyn SearchSpace>, cfg: Nsga2Config, seed: u64) -> Result<Self, OptimError> {
-        cfg.validate()?;
-        Ok(AskTell::from_proposer(space, Nsga2Proposer::new(cfg, seed)))
-    }
-
     /// The current parent population.
     pub fn population(&self) -> &[MoMember] {
         &self.proposer().population
     }
 }
 
-impl Nsga2Proposer {
-    fn new(cfg: Nsga2Config, seed: u64) -> Self {
-        let core_target = cfg.population;
+impl SeededProposer for Nsga2Proposer {
+    type Config = Nsga2Config;
+
+    fn validate(cfg: &Nsga2Config) -> Result<(), OptimError> {
+        cfg.validate()
+    }
+
+    fn seeded(cfg: Nsga2Config, seed: u64) -> Self {
+        let population = cfg.population;
         Self {
             cfg,
             rng: rng_from(seed),
@@ -148,13 +137,13 @@ impl Nsga2Proposer {
             population: Vec::new(),
             rank: Vec::new(),
             crowd: Vec::new(),
-            core: BTreeSet::new(),
-            core_target,
-            core_issued: 0,
+            core: Generation::new(population),
             results: Vec::new(),
         }
     }
+}
 
+impl Nsga2Proposer {
     fn member(&self, genome: Genome, outcome: &Outcome) -> Result<Option<MoMember>, OptimError> {
         match outcome {
             Outcome::Complete(m) => {
@@ -186,10 +175,11 @@ impl Nsga2Proposer {
         if had_parents {
             self.generation += 1;
         }
-        self.core.clear();
-        self.core_issued = 0;
-        self.core_target =
-            if self.population.len() < n { n - self.population.len() } else { self.cfg.offspring.unwrap_or(n) };
+        self.core = Generation::new(if self.population.len() < n {
+            n - self.population.len()
+        } else {
+            self.cfg.offspring.unwrap_or(n)
+        });
     }
 
     fn tournament(&mut self) -> usize {
@@ -275,18 +265,14 @@ impl Proposer for Nsga2Proposer {
     }
 
     fn issued(&mut self, id: TrialId) {
-        if self.core_issued < self.core_target {
-            self.core.insert(id);
-            self.core_issued += 1;
-        }
+        self.core.issued(id);
     }
 
     fn told(&mut self, id: TrialId, genome: &Genome, outcome: &Outcome) -> Result<(), OptimError> {
         if let Some(m) = self.member(genome.clone(), outcome)? {
             self.results.push(m);
         }
-        self.core.remove(&id);
-        if self.core.is_empty() && self.core_issued >= self.core_target {
+        if self.core.told(id) {
             self.advance();
         }
         Ok(())

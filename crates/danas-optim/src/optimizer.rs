@@ -411,6 +411,37 @@ pub(crate) mod rng_serde {
     }
 }
 
+/// The trials that make up one generation of a generational optimiser: the first
+/// `target` proposals issued after it starts; it ends when all of them are told.
+/// Proposals beyond the target (for parallel evaluation) do not hold it up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Generation {
+    members: BTreeSet<TrialId>,
+    target: usize,
+    issued: usize,
+}
+
+impl Generation {
+    /// A generation of `target` trials, none issued yet.
+    pub(crate) fn new(target: usize) -> Self {
+        Self { members: BTreeSet::new(), target, issued: 0 }
+    }
+
+    /// Trial `id` was issued: a member while the generation is not yet full.
+    pub(crate) fn issued(&mut self, id: TrialId) {
+        if self.issued < self.target {
+            self.members.insert(id);
+            self.issued += 1;
+        }
+    }
+
+    /// Trial `id` was told; whether that ended the generation.
+    pub(crate) fn told(&mut self, id: TrialId) -> bool {
+        self.members.remove(&id);
+        self.members.is_empty() && self.issued >= self.target
+    }
+}
+
 /// The seeded RNG used by the built-in optimisers.
 pub(crate) fn rng_from(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)

@@ -1,13 +1,11 @@
 //! Uniform random search.
 
-use std::sync::Arc;
-
-use danas_space::{Genome, SearchSpace};
+use danas_space::Genome;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::optimizer::{rng_from, rng_serde};
-use crate::{AskContext, AskTell, OptimError, Outcome, Proposer, TrialId};
+use crate::{AskContext, AskTell, OptimError, Outcome, Proposer, SeededProposer, TrialId};
 
 /// Uniform sampling over the space, or over its feasible part when an oracle is
 /// given (rejection sampling, up to 256 draws a proposal). Avoids proposing a
@@ -21,10 +19,15 @@ pub struct Uniform {
     rng: ChaCha8Rng,
 }
 
-impl RandomSearch {
-    /// Uniform over `space`, seeded.
-    pub fn new(space: Arc<dyn SearchSpace>, seed: u64) -> Self {
-        AskTell::from_proposer(space, Uniform { rng: rng_from(seed) })
+impl SeededProposer for Uniform {
+    type Config = ();
+
+    fn validate(_cfg: &()) -> Result<(), OptimError> {
+        Ok(())
+    }
+
+    fn seeded(_cfg: (), seed: u64) -> Self {
+        Uniform { rng: rng_from(seed) }
     }
 }
 

@@ -320,21 +320,5 @@ impl CostModel {
 
 /// A throwaway venv with TensorFlow for generating models (`.venv-tf`).
 fn tf_venv(root: &Path) -> Result<PathBuf> {
-    let venv = root.join(".venv-tf");
-    let py = venv.join("bin/python");
-    if !py.exists() {
-        crate::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    }
-    let ok = Command::new(&py).args(["-c", "import tensorflow"]).output().map(|o| o.status.success()).unwrap_or(false);
-    if !ok {
-        crate::run(Command::new(&py).args([
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "tensorflow-cpu",
-        ]))?;
-    }
-    Ok(py)
+    crate::python_venv(&root.join(".venv-tf"), "tensorflow", &["tensorflow-cpu"])
 }
