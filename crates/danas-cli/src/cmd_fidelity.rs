@@ -10,8 +10,10 @@ use danas_search::fidelity::{FidelityPlan, FidelityReport, run};
 
 use crate::InputError;
 
-/// Score sampled candidates of one data configuration from the supernet (with and
-/// without fine-tuning) and from scratch; report seconds, Kendall τ and Spearman ρ.
+/// Score sampled candidates of one or more data configurations from supernets (one
+/// per configuration or one shared, with and without fine-tuning), by a short
+/// retraining, and from scratch; report seconds, Kendall τ and Spearman ρ: pooled,
+/// across configurations and within each.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A search TOML (`danas search --config`) for data, space, supernet and evaluation settings.
@@ -23,15 +25,25 @@ pub struct Args {
     /// Search space (overrides the config).
     #[arg(long)]
     pub space: Option<String>,
-    /// The data configuration, e.g. `32,grayscale` (default: the space's largest resolution, first colour).
+    /// The data configurations, `;`-separated (e.g. `32,rgb;16,grayscale`), or `all`
+    /// for every one of the space (default: the space's largest resolution, first colour).
     #[arg(long)]
     pub data_config: Option<String>,
-    /// Candidates sampled.
+    /// Candidates sampled at each data configuration.
     #[arg(long, default_value_t = 20)]
     pub candidates: usize,
-    /// Supernet strategies to compare, comma-separated (`full`, `sandwich`).
-    #[arg(long, default_value = "full")]
-    pub strategies: String,
+    /// Supernet training modes to compare, comma-separated (`full`, `sandwich`).
+    #[arg(long, alias = "strategies", value_delimiter = ',', default_value = "full")]
+    pub modes: Vec<danas_search::config::SupernetMode>,
+    /// Also score from one supernet trained on every data configuration in turn.
+    #[arg(long)]
+    pub shared: bool,
+    /// Also score by a short training from scratch of this many steps.
+    #[arg(long)]
+    pub short_steps: Option<u64>,
+    /// Candidates trained or evaluated at once.
+    #[arg(long, default_value_t = 2)]
+    pub parallel: usize,
     /// Training steps of each from-scratch candidate.
     #[arg(long, default_value_t = 300)]
     pub scratch_steps: u64,
@@ -95,20 +107,32 @@ pub fn run_cmd(args: Args) -> anyhow::Result<()> {
     c.seed = args.seed;
     c.resolve_paths(std::path::Path::new("."));
     let space = c.build_space().map_err(input)?;
-    let data: DataConfig = match &args.data_config {
-        Some(s) => s.parse().map_err(|e| input(format!("--data-config {s:?}: {e}")))?,
+    let data: Vec<DataConfig> = match args.data_config.as_deref().map(str::trim) {
+        Some("all") => danas_space::CandidateSpace::data_configs(&space),
+        Some(list) => list
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|e| input(format!("--data-config {s:?}: {e}"))))
+            .collect::<anyhow::Result<_>>()?,
         None => {
             let sc = space.config();
             let r = sc.resolutions.iter().copied().max().unwrap_or(32);
-            DataConfig::new(r, sc.colors.first().copied().unwrap_or(danas_core::Color::Rgb))
+            vec![DataConfig::new(r, sc.colors.first().copied().unwrap_or(danas_core::Color::Rgb))]
         }
     };
+    if args.parallel == 0 {
+        return Err(input("--parallel must be at least 1"));
+    }
     let plan = FidelityPlan {
         data,
         candidates: args.candidates,
-        strategies: args.strategies.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        modes: args.modes.clone(),
+        shared: args.shared,
         scratch_steps: args.scratch_steps,
+        short_steps: args.short_steps,
         seed: args.seed,
+        parallel: args.parallel,
     };
     let quiet = args.json;
     let report = run(&c, &plan, &mut |msg| {
@@ -133,25 +157,41 @@ pub fn run_cmd(args: Args) -> anyhow::Result<()> {
 }
 
 fn print_report(r: &FidelityReport) {
-    println!("\n{} candidates at {}; from-scratch: {} steps each", r.rows.len(), r.plan.data, r.plan.scratch_steps);
-    for (s, secs) in r.plan.strategies.iter().zip(&r.supernet_seconds) {
-        println!("  {s} supernet trained in {secs:.1} s");
+    let configs: Vec<String> = r.plan.data.iter().map(ToString::to_string).collect();
+    println!(
+        "\n{} candidates at {}; from-scratch: {} steps each",
+        r.rows.len(),
+        configs.join(", "),
+        r.plan.scratch_steps
+    );
+    for s in &r.supernets {
+        println!("  supernet {}: {} steps in {:.1} s", s.name, s.steps, s.seconds);
     }
     println!(
-        "\n{:<10} {:<18} {:>9} {:>9} {:>10} {:>9}",
-        "supernet", "method", "kendall", "spearman", "median s", "speed-up"
+        "\n{:<34} {:>8} {:>8} {:>8} {:>11} {:>8} {:>10} {:>9}",
+        "method", "kendall", "spearman", "between", "per-config", "regret", "median s", "speed-up"
     );
     let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
     for a in &r.agreement {
+        let within: Vec<f64> = a.per_config.iter().filter_map(|c| c.kendall_tau).collect();
+        let within = if within.is_empty() { None } else { Some(within.iter().sum::<f64>() / within.len() as f64) };
         println!(
-            "{:<10} {:<18} {:>9} {:>9} {:>10.2} {:>8.1}x",
-            a.strategy,
+            "{:<34} {:>8} {:>8} {:>8} {:>11} {:>7.1}% {:>10.2} {:>8.1}x",
             a.method,
             f(a.kendall_tau),
             f(a.spearman_rho),
+            f(a.between_tau),
+            f(within),
+            a.pick_regret * 100.0,
             a.median_seconds,
             a.speedup
         );
     }
-    println!("{:<10} {:<18} {:>9} {:>9} {:>10.2}", "-", "from scratch", "1", "1", r.median_scratch_seconds);
+    println!(
+        "{:<34} {:>8} {:>8} {:>8} {:>11} {:>8} {:>10.2}",
+        "from scratch", "1", "1", "1", "1", "0", r.median_scratch_seconds
+    );
+    println!(
+        "\n(between: Kendall τ over pairs of candidates of different data configurations; per-config: mean τ within each)"
+    );
 }

@@ -155,6 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         augment: !args.no_augment,
         bn_momentum: 0.1,
         seed: args.seed,
+        plateau: None,
     };
     cfg.validate().map_err(|e| InputError(e.to_string()))?;
     if !args.json {

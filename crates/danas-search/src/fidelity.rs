@@ -1,38 +1,69 @@
 //! How far can the supernet be trusted on your data? Scores the same sampled
-//! candidates of one data configuration three ways: from supernet weights (BatchNorm
-//! recalibrated), from supernet weights with fine-tuning of a copy, and trained from
-//! scratch (the baseline the supernet replaces); reports the seconds each took and
-//! the rank correlations (Kendall τ, Spearman ρ) against from-scratch training.
-//! `danas fidelity` runs it; `cargo xtask repro supernet-vs-scratch` and
-//! `supernet-training` build on it.
+//! candidates of one or more data configurations several ways (from a supernet per
+//! data configuration, from one supernet shared by all of them, with and without
+//! fine-tuning a copy, by a short training from scratch) and against training each
+//! from scratch (the baseline every proxy stands in for); reports the seconds each
+//! took and the rank correlations: pooled over every candidate, over pairs of
+//! candidates from *different* data configurations only (what a data-aware search
+//! needs to get right), and within each configuration. `danas fidelity` runs it;
+//! `cargo xtask repro supernet-vs-scratch` and `supernet-training` build on it.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Instant;
 
-use danas_core::{BatchSource, Candidate, DataConfig};
+use danas_core::{Candidate, Color, DataConfig};
 use danas_space::{CandidateSpace, MbSpace, SearchSpace};
-use danas_train::{EvalConfig, Supernet, SupernetTraining, TrainConfig};
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::SearchError;
-use crate::config::SearchConfig;
-use crate::stats::{kendall_tau, median, spearman_rho};
+use crate::config::SupernetMode;
+use crate::stats::{kendall_tau, kendall_tau_between, median, spearman_rho};
+#[cfg(feature = "train")]
+pub use training::{run, supernet_training};
 
 /// What to compare.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FidelityPlan {
-    /// The data configuration whose supernet is studied.
-    pub data: DataConfig,
-    /// Distinct candidates sampled (seeded) from the space at that data configuration.
+    /// The data configurations studied; candidates are sampled at each.
+    #[serde(deserialize_with = "one_or_many")]
+    pub data: Vec<DataConfig>,
+    /// Distinct candidates sampled (seeded) at each data configuration.
     pub candidates: usize,
-    /// Supernet training strategies to compare (`full`, `sandwich`).
-    pub strategies: Vec<String>,
+    /// Supernet training modes compared (`strategies` in reports before typed configs).
+    #[serde(alias = "strategies")]
+    pub modes: Vec<SupernetMode>,
+    /// Also score from one supernet trained on every data configuration in turn,
+    /// for `supernet.steps` × the number of configurations (the compute of the
+    /// separate supernets together).
+    #[serde(default)]
+    pub shared: bool,
     /// Training steps of each from-scratch candidate.
     pub scratch_steps: u64,
+    /// Also score by a short training from scratch of this many steps.
+    #[serde(default)]
+    pub short_steps: Option<u64>,
     /// Seed of the sample, the supernets and the trainings.
     pub seed: u64,
+    /// Candidates trained or evaluated at once.
+    #[serde(default = "two")]
+    pub parallel: usize,
+}
+
+fn two() -> usize {
+    2
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<DataConfig>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(DataConfig),
+        Many(Vec<DataConfig>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(x) => vec![x],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// One candidate's scores.
@@ -40,44 +71,68 @@ pub struct FidelityPlan {
 pub struct FidelityRow {
     /// The candidate, as text.
     pub candidate: String,
+    /// Its data configuration.
+    pub data: DataConfig,
     /// Deployable parameters.
     pub params: u64,
     /// Validation accuracy after from-scratch training.
     pub scratch_accuracy: f64,
     /// Seconds of from-scratch training and evaluation.
     pub scratch_seconds: f64,
-    /// Per strategy, in [`FidelityPlan::strategies`] order.
-    pub supernet: Vec<SupernetScore>,
+    /// Per method, in [`FidelityReport::methods`] order.
+    pub scores: Vec<Score>,
 }
 
-/// A candidate's scores from one supernet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SupernetScore {
-    /// Validation accuracy from supernet weights (BatchNorm recalibrated).
+/// A candidate's score by one method.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// Validation accuracy.
     pub accuracy: f64,
-    /// Seconds of that evaluation.
+    /// Seconds of the evaluation (supernet training not included).
     pub seconds: f64,
-    /// Validation accuracy after fine-tuning a copy.
-    pub finetuned_accuracy: Option<f64>,
-    /// Seconds of the fine-tuned evaluation.
-    pub finetuned_seconds: Option<f64>,
+}
+
+/// Rank agreement within one data configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigAgreement {
+    /// The data configuration.
+    pub data: DataConfig,
+    /// Kendall's τ-b against from-scratch accuracies.
+    pub kendall_tau: Option<f64>,
+    /// Spearman's ρ against from-scratch accuracies.
+    pub spearman_rho: Option<f64>,
 }
 
 /// Rank agreement of one evaluation method with from-scratch training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agreement {
-    /// Supernet strategy.
-    pub strategy: String,
-    /// `supernet` or `supernet+finetune`.
+    /// The method, e.g. `separate sandwich supernet+finetune` or `short retrain 60`.
     pub method: String,
-    /// Kendall's τ-b against from-scratch accuracies.
+    /// Kendall's τ-b over every candidate (all data configurations pooled).
     pub kendall_tau: Option<f64>,
-    /// Spearman's ρ against from-scratch accuracies.
+    /// Spearman's ρ over every candidate.
     pub spearman_rho: Option<f64>,
+    /// Kendall's τ-b over pairs of candidates of different data configurations.
+    pub between_tau: Option<f64>,
+    /// Per data configuration.
+    pub per_config: Vec<ConfigAgreement>,
+    /// From-scratch accuracy of the best candidate minus that of the method's pick.
+    pub pick_regret: f64,
     /// Median seconds per candidate.
     pub median_seconds: f64,
     /// Median from-scratch seconds / median seconds of this method.
     pub speedup: f64,
+}
+
+/// A supernet the comparison trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SupernetRun {
+    /// `separate full 32/rgb`, `shared sandwich`, …
+    pub name: String,
+    /// Steps run.
+    pub steps: u64,
+    /// Seconds of training.
+    pub seconds: f64,
 }
 
 /// The whole comparison.
@@ -85,11 +140,13 @@ pub struct Agreement {
 pub struct FidelityReport {
     /// The plan.
     pub plan: FidelityPlan,
-    /// Seconds to train each supernet, in strategy order.
-    pub supernet_seconds: Vec<f64>,
+    /// The methods compared, in the order of [`FidelityRow::scores`].
+    pub methods: Vec<String>,
+    /// Every supernet trained.
+    pub supernets: Vec<SupernetRun>,
     /// Per candidate.
     pub rows: Vec<FidelityRow>,
-    /// Per strategy and method.
+    /// Per method.
     pub agreement: Vec<Agreement>,
     /// Median from-scratch seconds per candidate.
     pub median_scratch_seconds: f64,
@@ -111,11 +168,11 @@ pub fn sample_candidates(
         reason: e.to_string(),
     })?;
     let want = (n as u128).min(fixed.cardinality()) as usize;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xF1DE_11E7);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     let mut tries = 0;
-    while out.len() < want && tries < 100 * want.max(1) {
+    while out.len() < want && tries < 100 * n.max(1) {
         tries += 1;
         let g = fixed.sample(&mut rng);
         if seen.insert(g.0.clone()) {
@@ -126,136 +183,273 @@ pub fn sample_candidates(
     Ok(out)
 }
 
-fn strategy_of(name: &str, space: &MbSpace) -> Result<SupernetTraining, SearchError> {
-    match name {
-        "full" => Ok(SupernetTraining::Full),
-        "sandwich" => {
-            Ok(SupernetTraining::Sandwich { alphas: space.config().alphas.clone(), min_depths: [0; 5], random: 2 })
-        }
-        other => Err(SearchError::Config {
-            field: "strategies".into(),
-            value: other.into(),
-            reason: "must be full or sandwich".into(),
-        }),
+/// The data configuration a supernet shared by `data` is built at: the largest
+/// resolution, rgb when any configuration is rgb (it then serves grayscale too).
+pub fn shared_data_config(data: &[DataConfig]) -> Option<DataConfig> {
+    let res = data.iter().map(|d| d.resolution).max()?;
+    let color = if data.iter().any(|d| d.color == Color::Rgb) { Color::Rgb } else { Color::Grayscale };
+    Some(DataConfig::new(res, color))
+}
+
+#[cfg_attr(not(feature = "train"), allow(dead_code))]
+pub(crate) fn check_plan(plan: &FidelityPlan) -> Result<(), SearchError> {
+    let bad = |field: &str, value: String, reason: &str| {
+        Err(SearchError::Config { field: field.into(), value, reason: reason.into() })
+    };
+    if plan.data.is_empty() {
+        return bad("data", "[]".into(), "needs at least one data configuration");
+    }
+    if plan.candidates * plan.data.len() < 2 {
+        return bad("candidates", plan.candidates.to_string(), "needs at least 2 candidates in all to rank");
+    }
+    if plan.scratch_steps == 0 {
+        return bad("scratch_steps", "0".into(), "needs at least one step");
+    }
+    if plan.modes.is_empty() && plan.short_steps.is_none() {
+        return bad("modes", "[]".into(), "needs a supernet mode or short_steps");
+    }
+    if plan.short_steps == Some(0) {
+        return bad("short_steps", "0".into(), "needs at least one step");
+    }
+    Ok(())
+}
+
+/// How method `k` ranks `rows` against from-scratch training.
+#[cfg_attr(not(feature = "train"), allow(dead_code))]
+pub(crate) fn agreement(
+    method: &str,
+    rows: &[FidelityRow],
+    k: usize,
+    data: &[DataConfig],
+    scratch_secs: f64,
+) -> Agreement {
+    let acc: Vec<f64> = rows.iter().map(|r| r.scores[k].accuracy).collect();
+    let truth: Vec<f64> = rows.iter().map(|r| r.scratch_accuracy).collect();
+    let group: Vec<usize> = rows.iter().map(|r| data.iter().position(|&d| d == r.data).unwrap_or(0)).collect();
+    let per_config = data
+        .iter()
+        .map(|&d| {
+            let (a, t): (Vec<f64>, Vec<f64>) =
+                rows.iter().zip(&acc).filter(|(r, _)| r.data == d).map(|(r, a)| (*a, r.scratch_accuracy)).unzip();
+            ConfigAgreement { data: d, kendall_tau: kendall_tau(&a, &t), spearman_rho: spearman_rho(&a, &t) }
+        })
+        .collect();
+    let best = truth.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let pick = (0..rows.len()).max_by(|&a, &b| acc[a].total_cmp(&acc[b]).then(b.cmp(&a)));
+    let m = median(&rows.iter().map(|r| r.scores[k].seconds).collect::<Vec<_>>());
+    Agreement {
+        method: method.to_string(),
+        kendall_tau: kendall_tau(&acc, &truth),
+        spearman_rho: spearman_rho(&acc, &truth),
+        between_tau: kendall_tau_between(&acc, &truth, &group),
+        per_config,
+        pick_regret: pick.map_or(f64::NAN, |p| best - truth[p]),
+        median_seconds: m,
+        speedup: scratch_secs / m,
     }
 }
 
-/// Runs the comparison with the data, space, supernet and evaluation settings of
-/// `cfg` (fine-tuned scores use `cfg.evaluation.finetune_steps`, or 100 when 0).
-/// `progress` receives one line per phase.
-///
-/// # Errors
-/// Settings, data and training errors.
-pub fn run(
-    cfg: &SearchConfig,
-    plan: &FidelityPlan,
-    progress: &mut dyn FnMut(&str),
-) -> Result<FidelityReport, SearchError> {
-    cfg.validate()?;
-    if plan.candidates < 2 {
-        return Err(SearchError::Config {
-            field: "candidates".into(),
-            value: plan.candidates.to_string(),
-            reason: "needs at least 2 to rank".into(),
-        });
-    }
-    if plan.scratch_steps == 0 || plan.strategies.is_empty() {
-        return Err(SearchError::Config {
-            field: "scratch_steps / strategies".into(),
-            value: format!("{} / {:?}", plan.scratch_steps, plan.strategies),
-            reason: "need at least one step and one strategy".into(),
-        });
-    }
-    let space = cfg.build_space()?;
-    let strategies: Vec<SupernetTraining> =
-        plan.strategies.iter().map(|s| strategy_of(s, &space)).collect::<Result<_, _>>()?;
-    let data = cfg.open_data()?;
-    let source: Arc<dyn BatchSource> = data;
-    let train_err = |source| SearchError::Train { what: "fidelity".into(), source };
-    let cands = sample_candidates(&space, plan.data, plan.candidates, plan.seed)?;
+/// Training and scoring (the `train` feature).
+#[cfg(feature = "train")]
+mod training {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
 
-    let mut train = cfg.train_config();
-    train.seed = plan.seed;
-    let eval = EvalConfig { seed: plan.seed, ..cfg.eval_config() };
-    let plain = EvalConfig { finetune: None, ..eval.clone() };
-    let ft_steps = if cfg.evaluation.finetune_steps > 0 { cfg.evaluation.finetune_steps } else { 100 };
-    let tuned = EvalConfig {
-        finetune: Some(TrainConfig {
-            steps: ft_steps,
-            batch_size: cfg.evaluation.batch_size,
-            lr: cfg.evaluation.finetune_lr,
-            augment: cfg.supernet.augment,
-            seed: plan.seed,
-            ..TrainConfig::default()
-        }),
-        ..eval.clone()
+    use danas_core::{BatchSource, Candidate, DataConfig};
+    use danas_space::{CandidateSpace, MbSpace};
+    use danas_train::{EvalConfig, Supernet, SupernetTraining, TrainConfig};
+
+    use super::{
+        FidelityPlan, FidelityReport, FidelityRow, Score, SupernetRun, agreement, check_plan, sample_candidates,
+        shared_data_config,
     };
+    use crate::SearchError;
+    use crate::config::{SearchConfig, SupernetMode};
+    use crate::stats::median;
 
-    let mut supernet_seconds = Vec::new();
-    let mut scores: Vec<Vec<SupernetScore>> = vec![Vec::new(); cands.len()];
-    for (name, strategy) in plan.strategies.iter().zip(&strategies) {
-        progress(&format!("training the {name} supernet for {}", plan.data));
-        let t0 = Instant::now();
-        let max = space.supernet(plan.data);
-        let mut sn = Supernet::new(plan.data, max.arch, source.classes(), plan.seed).map_err(train_err)?;
-        sn.train(source.as_ref(), &train, strategy, &mut |_| {}).map_err(train_err)?;
-        supernet_seconds.push(t0.elapsed().as_secs_f64());
-        for (i, c) in cands.iter().enumerate() {
-            progress(&format!("{name} supernet: candidate {}/{} {c}", i + 1, cands.len()));
-            let a = sn.evaluate(c, source.as_ref(), &plain).map_err(train_err)?;
-            let b = sn.evaluate(c, source.as_ref(), &tuned).map_err(train_err)?;
-            scores[i].push(SupernetScore {
-                accuracy: a.metrics.accuracy,
-                seconds: a.seconds,
-                finetuned_accuracy: Some(b.metrics.accuracy),
-                finetuned_seconds: Some(b.seconds),
-            });
+    /// The training of supernets of `mode` over `space`.
+    pub fn supernet_training(mode: SupernetMode, space: &MbSpace) -> SupernetTraining {
+        match mode {
+            SupernetMode::Full => SupernetTraining::Full,
+            SupernetMode::Sandwich => {
+                SupernetTraining::Sandwich { alphas: space.config().alphas.clone(), min_depths: [0; 5], random: 2 }
+            }
         }
     }
-    let scratch_cfg = TrainConfig { steps: plan.scratch_steps, ..train.clone() };
-    let mut rows = Vec::new();
-    for (i, (c, sc)) in cands.iter().zip(scores).enumerate() {
-        progress(&format!("from scratch: candidate {}/{} {c}", i + 1, cands.len()));
-        let e = danas_train::evaluate_from_scratch(c, source.as_ref(), &scratch_cfg, &plain).map_err(train_err)?;
-        rows.push(FidelityRow {
-            candidate: c.to_string(),
-            params: e.params,
-            scratch_accuracy: e.metrics.accuracy,
-            scratch_seconds: e.seconds,
-            supernet: sc,
-        });
-    }
-    let scratch: Vec<f64> = rows.iter().map(|r| r.scratch_accuracy).collect();
-    let median_scratch_seconds = median(&rows.iter().map(|r| r.scratch_seconds).collect::<Vec<_>>());
-    let mut agreement = Vec::new();
-    for (k, name) in plan.strategies.iter().enumerate() {
-        for tuned in [false, true] {
-            let acc: Vec<f64> =
-                rows.iter()
-                    .map(|r| {
-                        if tuned {
-                            r.supernet[k].finetuned_accuracy.unwrap_or(f64::NAN)
-                        } else {
-                            r.supernet[k].accuracy
+
+    /// Applies `f` to every item, `n` at a time, keeping the order.
+    fn par_map<T: Sync, R: Send>(items: &[T], n: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let out: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..n.clamp(1, items.len().max(1)) {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        let r = f(item);
+                        if let Ok(mut slot) = out[i].lock() {
+                            *slot = Some(r);
                         }
-                    })
-                    .collect();
-            let secs: Vec<f64> = rows
-                .iter()
-                .map(
-                    |r| if tuned { r.supernet[k].finetuned_seconds.unwrap_or(f64::NAN) } else { r.supernet[k].seconds },
-                )
-                .collect();
-            let m = median(&secs);
-            agreement.push(Agreement {
-                strategy: name.clone(),
-                method: if tuned { "supernet+finetune".into() } else { "supernet".into() },
-                kendall_tau: kendall_tau(&acc, &scratch),
-                spearman_rho: spearman_rho(&acc, &scratch),
-                median_seconds: m,
-                speedup: median_scratch_seconds / m,
+                    }
+                });
+            }
+        });
+        out.into_iter().filter_map(|m| m.into_inner().ok().flatten()).collect()
+    }
+
+    /// Everything the scoring needs.
+    struct Bench<'a> {
+        plan: &'a FidelityPlan,
+        space: MbSpace,
+        source: Arc<dyn BatchSource>,
+        train: TrainConfig,
+        plain: EvalConfig,
+        tuned: EvalConfig,
+    }
+
+    impl Bench<'_> {
+        fn train_err(source: danas_train::TrainError) -> SearchError {
+            SearchError::Train { what: "fidelity".into(), source }
+        }
+
+        /// Trains one supernet (on `on`, in turn) and scores every candidate from it,
+        /// plain and fine-tuned.
+        fn supernet_scores(
+            &self,
+            name: &str,
+            at: DataConfig,
+            on: &[DataConfig],
+            mode: SupernetMode,
+            cands: &[Candidate],
+        ) -> Result<(SupernetRun, Vec<[Score; 2]>), SearchError> {
+            let t0 = Instant::now();
+            let max = self.space.supernet(at);
+            let mut sn = Supernet::new(at, max.arch, self.source.classes(), self.plan.seed).map_err(Self::train_err)?;
+            let train = TrainConfig { steps: self.train.steps * on.len().max(1) as u64, ..self.train.clone() };
+            let training = supernet_training(mode, &self.space);
+            let rep = sn.train_on(self.source.as_ref(), &train, &training, on, &mut |_| {}).map_err(Self::train_err)?;
+            let run = SupernetRun { name: name.to_string(), steps: rep.steps, seconds: t0.elapsed().as_secs_f64() };
+            let scored = par_map(cands, self.plan.parallel, |c| -> Result<[Score; 2], SearchError> {
+                let a = sn.evaluate(c, self.source.as_ref(), &self.plain).map_err(Self::train_err)?;
+                let b = sn.evaluate(c, self.source.as_ref(), &self.tuned).map_err(Self::train_err)?;
+                Ok([
+                    Score { accuracy: a.metrics.accuracy, seconds: a.seconds },
+                    Score { accuracy: b.metrics.accuracy, seconds: b.seconds },
+                ])
             });
+            Ok((run, scored.into_iter().collect::<Result<_, _>>()?))
+        }
+
+        /// Trains every candidate from scratch for `steps`: (accuracy, seconds, params).
+        fn scratch(&self, cands: &[Candidate], steps: u64) -> Result<Vec<(Score, u64)>, SearchError> {
+            let cfg = TrainConfig { steps, plateau: None, ..self.train.clone() };
+            par_map(cands, self.plan.parallel, |c| {
+                let e = danas_train::evaluate_from_scratch(c, self.source.as_ref(), &cfg, &self.plain)
+                    .map_err(Self::train_err)?;
+                Ok((Score { accuracy: e.metrics.accuracy, seconds: e.seconds }, e.params))
+            })
+            .into_iter()
+            .collect()
         }
     }
-    Ok(FidelityReport { plan: plan.clone(), supernet_seconds, rows, agreement, median_scratch_seconds })
+
+    /// Runs the comparison with the data, space, supernet and evaluation settings of
+    /// `cfg` (fine-tuned scores use `cfg.evaluation.finetune_steps`, or 100 when 0;
+    /// supernets train for `cfg.supernet.steps`, stopping early on `cfg.supernet.plateau`).
+    /// `progress` receives one line per phase.
+    ///
+    /// # Errors
+    /// Settings, data and training errors.
+    pub fn run(
+        cfg: &SearchConfig,
+        plan: &FidelityPlan,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<FidelityReport, SearchError> {
+        cfg.validate()?;
+        check_plan(plan)?;
+        let space = cfg.build_space()?;
+        let mut cands = Vec::new();
+        for (i, &d) in plan.data.iter().enumerate() {
+            cands.extend(sample_candidates(&space, d, plan.candidates, plan.seed.wrapping_add(i as u64))?);
+        }
+        let train = TrainConfig { seed: plan.seed, ..cfg.train_config() };
+        let eval = EvalConfig { seed: plan.seed, ..cfg.eval_config() };
+        let ft_steps = if cfg.evaluation.finetune_steps > 0 { cfg.evaluation.finetune_steps } else { 100 };
+        let tuned = EvalConfig {
+            finetune: Some(TrainConfig {
+                steps: ft_steps,
+                batch_size: cfg.evaluation.batch_size,
+                lr: cfg.evaluation.finetune_lr,
+                augment: cfg.supernet.augment,
+                seed: plan.seed,
+                ..TrainConfig::default()
+            }),
+            ..eval.clone()
+        };
+        let b =
+            Bench { plan, space, source: cfg.open_data()?, train, plain: EvalConfig { finetune: None, ..eval }, tuned };
+        let mut methods = Vec::new();
+        let mut columns: Vec<Vec<Score>> = Vec::new();
+        let mut supernets = Vec::new();
+        let mut add = |name: String, scores: Vec<Score>| {
+            methods.push(name);
+            columns.push(scores);
+        };
+        for &mode in &plan.modes {
+            let mut plain = vec![Score { accuracy: f64::NAN, seconds: f64::NAN }; cands.len()];
+            let mut tuned = plain.clone();
+            for &d in &plan.data {
+                let idx: Vec<usize> = (0..cands.len()).filter(|&i| cands[i].data == d).collect();
+                let of: Vec<Candidate> = idx.iter().map(|&i| cands[i].clone()).collect();
+                let name = format!("separate {mode} {d}");
+                progress(&format!("training and scoring: {name}"));
+                let (run, scores) = b.supernet_scores(&name, d, &[d], mode, &of)?;
+                supernets.push(run);
+                for (k, [p, t]) in idx.into_iter().zip(scores) {
+                    (plain[k], tuned[k]) = (p, t);
+                }
+            }
+            add(format!("separate {mode} supernet"), plain);
+            add(format!("separate {mode} supernet+finetune"), tuned);
+        }
+        if plan.shared
+            && let Some(at) = shared_data_config(&plan.data)
+        {
+            for &mode in &plan.modes {
+                let name = format!("shared {mode}");
+                progress(&format!("training and scoring: {name} (at {at}, on {} configurations)", plan.data.len()));
+                let (run, scores) = b.supernet_scores(&name, at, &plan.data, mode, &cands)?;
+                supernets.push(run);
+                add(format!("shared {mode} supernet"), scores.iter().map(|s| s[0]).collect());
+                add(format!("shared {mode} supernet+finetune"), scores.iter().map(|s| s[1]).collect());
+            }
+        }
+        if let Some(steps) = plan.short_steps {
+            progress(&format!("short retraining: {} candidates, {steps} steps each", cands.len()));
+            add(format!("short retrain {steps}"), b.scratch(&cands, steps)?.into_iter().map(|s| s.0).collect());
+        }
+        progress(&format!("from scratch: {} candidates, {} steps each", cands.len(), plan.scratch_steps));
+        let scratch = b.scratch(&cands, plan.scratch_steps)?;
+        let rows: Vec<FidelityRow> = cands
+            .iter()
+            .zip(&scratch)
+            .enumerate()
+            .map(|(i, (c, (s, params)))| FidelityRow {
+                candidate: c.to_string(),
+                data: c.data,
+                params: *params,
+                scratch_accuracy: s.accuracy,
+                scratch_seconds: s.seconds,
+                scores: columns.iter().map(|col| col[i]).collect(),
+            })
+            .collect();
+        let median_scratch_seconds = median(&rows.iter().map(|r| r.scratch_seconds).collect::<Vec<_>>());
+        let agreement = methods
+            .iter()
+            .enumerate()
+            .map(|(k, m)| agreement(m, &rows, k, &plan.data, median_scratch_seconds))
+            .collect();
+        Ok(FidelityReport { plan: plan.clone(), methods, supernets, rows, agreement, median_scratch_seconds })
+    }
 }

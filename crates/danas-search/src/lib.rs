@@ -18,7 +18,6 @@ mod drive;
 mod error;
 #[cfg(feature = "train")]
 mod evaluator;
-#[cfg(feature = "train")]
 pub mod fidelity;
 mod final_stage;
 mod gate;

@@ -56,12 +56,38 @@ pub fn spearman_rho(a: &[f64], b: &[f64]) -> Option<f64> {
 /// assert_eq!(kendall_tau(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0]), Some(4.0 / 6.0));
 /// ```
 pub fn kendall_tau(a: &[f64], b: &[f64]) -> Option<f64> {
+    kendall_tau_pairs(a, b, |_, _| true)
+}
+
+/// Kendall's τ-b over only the pairs of items in different groups: how well `a`
+/// orders items *across* groups (e.g. candidates of different data
+/// configurations) the way `b` does, whatever it does within a group. `None` as
+/// for [`kendall_tau`], or when `group` has another length.
+///
+/// ```
+/// use danas_search::stats::kendall_tau_between;
+/// // within group 0 the order is wrong, across groups it is right
+/// let a = [2.0, 1.0, 3.0, 4.0];
+/// let b = [1.0, 2.0, 3.0, 4.0];
+/// assert_eq!(kendall_tau_between(&a, &b, &[0, 0, 1, 1]), Some(1.0));
+/// ```
+pub fn kendall_tau_between(a: &[f64], b: &[f64], group: &[usize]) -> Option<f64> {
+    if group.len() != a.len() {
+        return None;
+    }
+    kendall_tau_pairs(a, b, |i, j| group[i] != group[j])
+}
+
+fn kendall_tau_pairs(a: &[f64], b: &[f64], counts: impl Fn(usize, usize) -> bool) -> Option<f64> {
     if a.len() != b.len() || a.len() < 2 {
         return None;
     }
     let (mut concordant, mut discordant, mut ties_a, mut ties_b) = (0i64, 0i64, 0i64, 0i64);
     for i in 0..a.len() {
         for j in i + 1..a.len() {
+            if !counts(i, j) {
+                continue;
+            }
             let da = a[i].total_cmp(&a[j]);
             let db = b[i].total_cmp(&b[j]);
             match (da.is_eq(), db.is_eq()) {

@@ -56,7 +56,9 @@ pub use export::{ExportConfig, Exported, evaluate_int8, export_int8, float_net, 
 pub use net::{DEVICES, FoldedWeights, Network, cpu_device, device, parse_device, select_device};
 pub use params::BN_EPSILON;
 pub use supernet::Supernet;
-pub use train::{GradientOptimizer, StepInfo, SupernetTraining, TrainConfig, TrainReport, Trainer, train_network};
+pub use train::{
+    GradientOptimizer, Plateau, StepInfo, SupernetTraining, TrainConfig, TrainReport, Trainer, train_network,
+};
 pub use weights::{ConvWeights, NetWeights};
 
 /// Re-export of burn's tensor types used in the public API.

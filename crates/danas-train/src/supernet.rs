@@ -1,5 +1,10 @@
-//! Weight-sharing supernets: one per data configuration, at the space's maximum
-//! width and depth; any candidate is taken out of it as a standalone [`Network`].
+//! Weight-sharing supernets at the space's maximum width and depth; any candidate
+//! is taken out of one as a standalone [`Network`]. A supernet is usually trained
+//! for one data configuration; the network is fully convolutional, so the same
+//! weights also serve other resolutions, and an rgb supernet serves grayscale
+//! candidates (its stem's colour weights summed, which is exact for a gray image
+//! seen as three equal channels): one supernet can be trained on every data
+//! configuration of a space at once ([`Supernet::train_on`]).
 
 use burn::tensor::{Tensor, TensorData};
 use danas_core::{Arch, Blueprint, Candidate, ConvLayer, DataConfig};
@@ -35,10 +40,12 @@ fn roles(bp: &Blueprint) -> Vec<(Role, ConvLayer)> {
     v
 }
 
-/// For each conv of `sub`, the index of the supernet conv it is cut from; checks sizes.
+/// For each conv of `sub`, the index of the supernet conv it is cut from; checks
+/// sizes. The data configurations may differ (layers do not depend on the
+/// resolution), but an rgb candidate cannot come from a grayscale supernet.
 fn conv_map(sup: &Blueprint, sub: &Blueprint, err: &dyn Fn(String) -> TrainError) -> Result<Vec<usize>, TrainError> {
-    if sup.data != sub.data {
-        return Err(err(format!("data configuration {} differs from the supernet's {}", sub.data, sup.data)));
+    if sub.data.color.channels() > sup.data.color.channels() {
+        return Err(err(format!("a {} candidate cannot be cut from a {} supernet", sub.data.color, sup.data.color)));
     }
     if sup.head.classes != sub.head.classes {
         return Err(err(format!("{} classes, the supernet has {}", sub.head.classes, sup.head.classes)));
@@ -90,15 +97,22 @@ pub(crate) fn slice_view(sup: &Blueprint, t: &NetT, sub: &Blueprint, sup_name: &
     let convs = map
         .iter()
         .zip(&sub_convs)
-        .map(|(&j, (_, c))| {
+        .map(|(&j, (role, c))| {
             let s = &sup_convs[j].1;
             let st = &t.convs[j];
             let o = c.out_ch as usize;
             let i = (c.in_ch / c.groups) as usize;
             let off = ((s.kernel - c.kernel) / 2) as usize;
             let k = c.kernel as usize;
+            let weight = if *role == Role::Stem && c.in_ch < s.in_ch {
+                // a grayscale stem from an rgb one: x·(w_r + w_g + w_b) is the rgb stem on (x, x, x)
+                let si = s.in_ch as usize;
+                st.weight.clone().slice([0..o, 0..si, off..off + k, off..off + k]).sum_dim(1)
+            } else {
+                st.weight.clone().slice([0..o, 0..i, off..off + k, off..off + k])
+            };
             ConvT {
-                weight: st.weight.clone().slice([0..o, 0..i, off..off + k, off..off + k]),
+                weight,
                 gamma: st.gamma.clone().narrow(0, 0, o),
                 beta: st.beta.clone().narrow(0, 0, o),
                 mean: st.mean.clone().narrow(0, 0, o),
@@ -111,7 +125,7 @@ pub(crate) fn slice_view(sup: &Blueprint, t: &NetT, sub: &Blueprint, sup_name: &
     Ok(NetT { convs, fc_weight: t.fc_weight.clone().slice([0..f, 0..n]), fc_bias: t.fc_bias.clone() })
 }
 
-/// A weight-sharing supernet for one data configuration.
+/// A weight-sharing supernet.
 #[derive(Debug, Clone)]
 pub struct Supernet {
     pub(crate) net: Network,
@@ -209,6 +223,10 @@ impl Supernet {
     /// As [`Supernet::sub_blueprint`], or [`TrainError::BadBatch`] for a wrong input shape.
     pub fn forward_masked(&self, cand: &Candidate, x: Tensor<4>) -> Result<Tensor<2>, TrainError> {
         let sub = self.sub_blueprint(cand)?;
+        if sub.data != self.blueprint().data {
+            let reason = "the masked reference runs only at the supernet's own data configuration".to_string();
+            return Err(self.not_a_subnet(cand, reason));
+        }
         let sup = self.blueprint();
         let t = self.net.params.view();
         let sup_roles = roles(sup);

@@ -6,7 +6,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
-use danas_core::{Arch, Batch, BatchIter, BatchSource, Blueprint, Candidate, Split};
+use danas_core::{Arch, Batch, BatchIter, BatchSource, Blueprint, Candidate, DataConfig, Split};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -84,6 +84,9 @@ pub struct TrainConfig {
     pub bn_momentum: f64,
     /// Seed of batch order, augmentation and sub-network sampling.
     pub seed: u64,
+    /// Stop before `steps` once the loss stops improving (`None`: run every step).
+    #[serde(default)]
+    pub plateau: Option<Plateau>,
 }
 
 impl Default for TrainConfig {
@@ -99,6 +102,7 @@ impl Default for TrainConfig {
             augment: true,
             bn_momentum: 0.1,
             seed: 0,
+            plateau: None,
         }
     }
 }
@@ -246,6 +250,18 @@ impl<'a> Feeder<'a> {
     }
 }
 
+/// A single-channel batch as `c` equal channels.
+fn replicate_channels(batch: &Batch, c: usize) -> Batch {
+    let plane = batch.h * batch.w;
+    let mut images = Vec::with_capacity(batch.n * c * plane);
+    for img in batch.images.chunks(plane * batch.c.max(1)) {
+        for _ in 0..c {
+            images.extend_from_slice(&img[..plane.min(img.len())]);
+        }
+    }
+    Batch { images, c, ..batch.clone() }
+}
+
 fn one_hot(labels: &[u32], classes: usize, device: &Device) -> Tensor<2> {
     let mut v = vec![0.0f32; labels.len() * classes];
     for (i, &l) in labels.iter().enumerate() {
@@ -385,7 +401,40 @@ impl Trainer {
     /// [`TrainError::Diverged`] when the loss is NaN or infinite (the parameters
     /// are then left as they were before the step).
     pub fn step(&mut self, batch: &Batch) -> Result<f32, TrainError> {
-        let bp = &self.blueprint;
+        let bp = self.blueprint.clone();
+        self.step_with(&bp, batch)
+    }
+
+    /// One training step on `batch` of data configuration `data`, which may differ
+    /// from the network's own: the network is fully convolutional, so its weights
+    /// run at any resolution, and a grayscale batch is fed to an rgb network as
+    /// three equal channels (what a grayscale network cut out of it computes).
+    ///
+    /// # Errors
+    /// As [`Trainer::step`]; [`TrainError::BadBatch`] for an rgb batch on a grayscale network.
+    pub fn step_on(&mut self, data: DataConfig, batch: &Batch) -> Result<f32, TrainError> {
+        if data == self.blueprint.data {
+            return self.step(batch);
+        }
+        let own = self.blueprint.data.color;
+        if data.color.channels() > own.channels() {
+            return Err(TrainError::BadBatch {
+                split: Split::Train,
+                field: "c".into(),
+                value: batch.c.to_string(),
+                expected: format!("a {own} batch for a {own} network"),
+            });
+        }
+        let at = DataConfig::new(data.resolution, own);
+        let bp = Candidate::new(at, self.candidate.arch.clone()).blueprint(self.blueprint.head.classes)?;
+        if batch.c < own.channels() as usize {
+            self.step_with(&bp, &replicate_channels(batch, own.channels() as usize))
+        } else {
+            self.step_with(&bp, batch)
+        }
+    }
+
+    fn step_with(&mut self, bp: &Blueprint, batch: &Batch) -> Result<f32, TrainError> {
         let x = batch_input(bp, batch, Split::Train, &self.device)?;
         let classes = bp.head.classes as usize;
         let targets = one_hot(&batch.labels, classes, &self.device);
@@ -405,7 +454,7 @@ impl Trainer {
             let teacher = softmax(detached, 1);
             let name = self.candidate.to_string();
             for sub in subs {
-                let sbp = sub.blueprint(bp.head.classes)?;
+                let sbp = Candidate::new(bp.data, sub.arch).blueprint(bp.head.classes)?;
                 let l = {
                     let t = self.params.view();
                     let st = slice_view(bp, &t, &sbp, &name)?;
@@ -457,12 +506,15 @@ fn placeholder(device: &Device) -> NetParams {
     }
 }
 
-/// Trains `net` for `cfg.steps` steps and returns the result.
+/// Trains `net` for `cfg.steps` steps (fewer when `cfg.plateau` stops it) and
+/// returns the result. Step `k` trains on data configuration `data[k % data.len()]`
+/// (the network's own when `data` is empty).
 pub(crate) fn run_training(
     net: &Network,
     source: &dyn BatchSource,
     cfg: &TrainConfig,
     training: &SupernetTraining,
+    data: &[DataConfig],
     on_step: &mut dyn FnMut(&StepInfo),
 ) -> Result<(Network, TrainReport), TrainError> {
     let bp = net.blueprint();
@@ -475,17 +527,22 @@ pub(crate) fn run_training(
     }
     let start = Instant::now();
     let mut trainer = Trainer::with_training(net, cfg, training)?;
-    let mut feeder = Feeder::new(source, bp.data, cfg.batch_size, cfg.augment, cfg.seed);
+    let own = [bp.data];
+    let data = if data.is_empty() { &own[..] } else { data };
+    let mut feeders: Vec<Feeder<'_>> = data
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| Feeder::new(source, d, cfg.batch_size, cfg.augment, cfg.seed.wrapping_add(i as u64)))
+        .collect();
+    let mut plateau = cfg.plateau.map(PlateauWatch::new);
     let mut images = 0u64;
-    let mut tail = Vec::new();
-    let tail_from = cfg.steps.saturating_sub(cfg.steps / 10 + 1);
+    let mut losses = Vec::new();
     for step in 0..cfg.steps {
-        let batch = feeder.next_batch()?;
+        let k = (step % data.len() as u64) as usize;
+        let batch = feeders[k].next_batch()?;
         images += batch.n as u64;
-        let loss = trainer.step(&batch)?;
-        if step >= tail_from {
-            tail.push(loss);
-        }
+        let loss = trainer.step_on(data[k], &batch)?;
+        losses.push(loss);
         on_step(&StepInfo {
             step,
             steps: cfg.steps,
@@ -493,10 +550,68 @@ pub(crate) fn run_training(
             lr: cfg.lr_at(step),
             seconds: start.elapsed().as_secs_f64(),
         });
+        if plateau.as_mut().is_some_and(|p| p.stalled(loss)) {
+            break;
+        }
     }
+    let steps = losses.len() as u64;
+    // the final loss: the mean over the last tenth of the steps run
+    let tail = &losses[losses.len() - (losses.len() / 10 + 1).min(losses.len())..];
     let net = trainer.into_network()?;
     let final_loss = if tail.is_empty() { f32::NAN } else { tail.iter().sum::<f32>() / tail.len() as f32 };
-    Ok((net, TrainReport { steps: cfg.steps, images, final_loss, seconds: start.elapsed().as_secs_f64() }))
+    Ok((net, TrainReport { steps, images, final_loss, seconds: start.elapsed().as_secs_f64() }))
+}
+
+/// Stop training once the loss stops improving: the settings of [`TrainConfig::plateau`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Plateau {
+    /// Steps between checks; the loss is smoothed over about as many steps.
+    pub every: u64,
+    /// Checks in a row without an improvement before training stops.
+    pub patience: u32,
+    /// Smallest relative fall of the smoothed loss that counts as an improvement.
+    pub min_delta: f64,
+}
+
+impl Default for Plateau {
+    fn default() -> Self {
+        Self { every: 25, patience: 3, min_delta: 0.01 }
+    }
+}
+
+/// Watches the smoothed loss for [`Plateau`].
+struct PlateauWatch {
+    cfg: Plateau,
+    ema: Option<f64>,
+    best: f64,
+    seen: u64,
+    bad: u32,
+}
+
+impl PlateauWatch {
+    fn new(cfg: Plateau) -> Self {
+        Self { cfg, ema: None, best: f64::INFINITY, seen: 0, bad: 0 }
+    }
+
+    /// Adds a step's loss; whether training should stop now.
+    fn stalled(&mut self, loss: f32) -> bool {
+        let every = self.cfg.every.max(1);
+        let alpha = 2.0 / (every as f64 + 1.0);
+        let l = f64::from(loss);
+        let ema = self.ema.map_or(l, |e| e + alpha * (l - e));
+        self.ema = Some(ema);
+        self.seen += 1;
+        if !self.seen.is_multiple_of(every) {
+            return false;
+        }
+        if ema < self.best * (1.0 - self.cfg.min_delta) {
+            self.best = ema;
+            self.bad = 0;
+        } else {
+            self.bad += 1;
+        }
+        self.bad >= self.cfg.patience
+    }
 }
 
 /// Trains a network (from scratch or from given weights) and returns it.
@@ -510,7 +625,7 @@ pub fn train_network(
     cfg: &TrainConfig,
     on_step: &mut dyn FnMut(&StepInfo),
 ) -> Result<(Network, TrainReport), TrainError> {
-    run_training(&net, source, cfg, &SupernetTraining::Full, on_step)
+    run_training(&net, source, cfg, &SupernetTraining::Full, &[], on_step)
 }
 
 impl Supernet {
@@ -526,7 +641,28 @@ impl Supernet {
         training: &SupernetTraining,
         on_step: &mut dyn FnMut(&StepInfo),
     ) -> Result<TrainReport, TrainError> {
-        let (net, report) = run_training(&self.net, source, cfg, training, on_step)?;
+        self.train_on(source, cfg, training, &[], on_step)
+    }
+
+    /// Trains the supernet in place on several data configurations, in turn (step
+    /// `k` on `data[k % data.len()]`; the supernet's own when `data` is empty). An
+    /// rgb supernet trained on every configuration of a space serves all of them:
+    /// [`Supernet::extract`] cuts candidates of any resolution and colour out of it,
+    /// and their BatchNorm statistics are recalibrated at their own configuration
+    /// when they are evaluated.
+    ///
+    /// # Errors
+    /// As [`Supernet::train`]; [`TrainError::BadBatch`] for an rgb configuration on a
+    /// grayscale supernet. On error the supernet is unchanged.
+    pub fn train_on(
+        &mut self,
+        source: &dyn BatchSource,
+        cfg: &TrainConfig,
+        training: &SupernetTraining,
+        data: &[DataConfig],
+        on_step: &mut dyn FnMut(&StepInfo),
+    ) -> Result<TrainReport, TrainError> {
+        let (net, report) = run_training(&self.net, source, cfg, training, data, on_step)?;
         self.net = net;
         Ok(report)
     }

@@ -144,8 +144,73 @@ fn extraction_equals_masked_supernet_forward() {
     // A wider candidate does not fit.
     let too_wide = Candidate::new(data, Arch { stages: knobs, ..Arch::full(0.75) });
     assert!(matches!(sup.extract(&too_wide), Err(TrainError::NotASubnet { .. })));
-    let other_data = cand(48, Color::Rgb, 0.35, [1, 1, 1, 1, 1]);
-    assert!(matches!(sup.extract(&other_data), Err(TrainError::NotASubnet { .. })));
+    // Another resolution is cut from the same weights (the network is fully convolutional).
+    let other_res = cand(48, Color::Rgb, 0.35, [1, 1, 1, 1, 1]);
+    assert_eq!(sup.extract(&other_res).unwrap().param_count_folded(), other_res.blueprint(3).unwrap().param_count());
+    // An rgb candidate cannot come from a grayscale supernet.
+    let gray_sup = Supernet::new(DataConfig::new(32, Color::Grayscale), Arch::full(0.5), 3, 1).unwrap();
+    assert!(matches!(gray_sup.extract(&other_res), Err(TrainError::NotASubnet { .. })));
+    // The masked reference runs only at the supernet's own data configuration.
+    assert!(matches!(sup.forward_masked(&other_res, random_input(1, 3, 48, 3)), Err(TrainError::NotASubnet { .. })));
+}
+
+/// One supernet serves every data configuration: a grayscale candidate cut out of
+/// an rgb supernet computes exactly what the rgb candidate computes on the gray
+/// image repeated in three channels, at any resolution.
+#[test]
+fn a_grayscale_candidate_from_an_rgb_supernet_sees_three_equal_channels() {
+    let sup = Supernet::new(DataConfig::new(32, Color::Rgb), Arch::full(0.5), 3, 21).unwrap();
+    let net = danas_train::recalibrate_bn(randomize_bn(sup.network(), 22), &Bands::new(3, 32, 8), 2, 16, 0).unwrap();
+    let sup = Supernet::from_network(net);
+    for res in [32usize, 24, 16] {
+        let arch = Arch::mobilenet_v2(0.35, [1, 2, 1, 0, 0]);
+        let gray = sup.extract(&Candidate::new(DataConfig::new(res as u32, Color::Grayscale), arch.clone())).unwrap();
+        let rgb = sup.extract(&Candidate::new(DataConfig::new(res as u32, Color::Rgb), arch)).unwrap();
+        assert_eq!(gray.blueprint().stem.in_ch, 1);
+        let x = random_input(2, 1, res, 23 + res as u64);
+        let x3 = Tensor::cat(vec![x.clone(), x.clone(), x.clone()], 1);
+        let (a, b) = (gray.forward(x), rgb.forward(x3));
+        let scale = max_abs_diff(b.clone(), b.clone().mul_scalar(0.0)).max(1e-3);
+        let d = max_abs_diff(a, b);
+        assert!(d < 1e-4 * scale.max(1.0), "{res} px: gray and replicated-rgb outputs differ by {d}");
+    }
+}
+
+#[test]
+fn one_supernet_trains_on_every_data_configuration() {
+    let src = Bands::new(2, 32, 8);
+    let datas =
+        [DataConfig::new(16, Color::Rgb), DataConfig::new(12, Color::Grayscale), DataConfig::new(8, Color::Rgb)];
+    let mut sup = Supernet::new(datas[0], Arch::full(0.5), 2, 1).unwrap();
+    let before = sup.network().weights().unwrap();
+    let training = SupernetTraining::Sandwich { alphas: vec![0.35, 0.5], min_depths: [1, 1, 1, 1, 0], random: 1 };
+    let rep = sup.train_on(&src, &quick_cfg(6), &training, &datas, &mut |_| {}).unwrap();
+    assert_eq!(rep.steps, 6);
+    assert_ne!(sup.network().weights().unwrap(), before);
+    // the same again gives the same weights
+    let mut again = Supernet::new(datas[0], Arch::full(0.5), 2, 1).unwrap();
+    again.train_on(&src, &quick_cfg(6), &training, &datas, &mut |_| {}).unwrap();
+    assert_eq!(again.network().weights().unwrap(), sup.network().weights().unwrap());
+    // a grayscale supernet cannot train on rgb batches
+    let mut gray = Supernet::new(DataConfig::new(16, Color::Grayscale), Arch::full(0.5), 2, 1).unwrap();
+    let e = gray.train_on(&src, &quick_cfg(2), &SupernetTraining::Full, &datas, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, TrainError::BadBatch { .. }), "{e}");
+}
+
+#[test]
+fn a_plateau_stops_training_early() {
+    let c = cand(16, Color::Grayscale, 0.35, [1, 1, 0, 0, 0]);
+    let src = Bands::new(2, 128, 64);
+    let net = Network::new(&c, 2, 4).unwrap();
+    // a learning rate so small that the loss cannot fall 50 % between checks
+    let plateau = danas_train::Plateau { every: 5, patience: 2, min_delta: 0.5 };
+    let cfg = TrainConfig { steps: 200, batch_size: 16, lr: 1e-6, plateau: Some(plateau), ..TrainConfig::default() };
+    let (_, rep) = train_network(net.clone(), &src, &cfg, &mut |_| {}).unwrap();
+    assert!(rep.steps < 200 && rep.steps >= 10, "stopped after {} steps", rep.steps);
+    assert!(rep.final_loss.is_finite());
+    // without it, every step runs
+    let (_, rep) = train_network(net, &src, &TrainConfig { steps: 20, plateau: None, ..cfg }, &mut |_| {}).unwrap();
+    assert_eq!(rep.steps, 20);
 }
 
 #[test]
