@@ -81,6 +81,12 @@ pub struct Args {
     /// Supernet training: full (the paper) or sandwich.
     #[arg(long, alias = "supernet-strategy")]
     pub supernet_mode: Option<danas_search::config::SupernetMode>,
+    /// One supernet for every data configuration, trained on all of them in turn.
+    #[arg(long)]
+    pub shared_supernet: Option<bool>,
+    /// Selection: `proxy` (the supernet's score alone) or `halving` (successive halving above it).
+    #[arg(long)]
+    pub selection: Option<danas_search::config::SelectionMode>,
     /// Results directory (default: a new dated folder under `results/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -175,6 +181,12 @@ fn merge(args: &Args) -> anyhow::Result<SearchConfig> {
     }
     if let Some(m) = args.supernet_mode {
         c.supernet.mode = m;
+    }
+    if let Some(on) = args.shared_supernet {
+        c.supernet.shared = on;
+    }
+    if let Some(m) = args.selection {
+        c.selection.mode = m;
     }
     if let Some(s) = args.finetune_steps {
         c.evaluation.finetune_steps = s;
@@ -285,6 +297,20 @@ impl Observer for Bars {
                     record.id,
                     record.candidate,
                     progress.infeasible
+                ));
+            }
+            SearchEvent::Promoted { record, progress } => {
+                let acc = record
+                    .metrics
+                    .value(danas_core::metric::VAL_ACCURACY)
+                    .map(|a| format!("{:.2}%", a * 100.0))
+                    .unwrap_or_else(|| "failed".into());
+                self.bar.set_message(format!(
+                    "{} | trial {} promoted to rung {} ({}): {acc}",
+                    best(progress),
+                    record.trial,
+                    record.rung,
+                    record.promotion
                 ));
             }
             SearchEvent::Finished { .. } => self.bar.finish_and_clear(),

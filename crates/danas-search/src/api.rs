@@ -131,6 +131,21 @@ pub trait Evaluator: Send + Sync {
     ) -> Result<Option<Finalized>, EvalError> {
         Ok(None)
     }
+
+    /// Successive halving: scores a candidate the proxy ranked high again, at a
+    /// higher fidelity (validation metrics, never test). The default, `Ok(None)`,
+    /// has no higher fidelity: the search then keeps the proxy's ranking.
+    ///
+    /// # Errors
+    /// Any failure; it is journaled and the trial keeps its lower rung.
+    fn promote(
+        &self,
+        _candidate: &Candidate,
+        _promotion: crate::Promotion,
+        _seed: u64,
+    ) -> Result<Option<Metrics>, EvalError> {
+        Ok(None)
+    }
 }
 
 /// What [`Evaluator::finalize`] produced.
@@ -158,6 +173,8 @@ pub struct Progress {
     pub failed: u64,
     /// Proposals of candidates already evaluated, answered from the journal (free).
     pub repeats: u64,
+    /// Scores at the rungs of successive halving above the proxy.
+    pub promotions: u64,
     /// Best validation accuracy of an evaluated (hence feasible) trial.
     pub best_feasible: Option<f64>,
     /// Wall-clock time spent, over all sessions of the study.
@@ -183,6 +200,13 @@ pub enum SearchEvent<'a> {
     Trial {
         /// The trial as journaled.
         record: &'a TrialRecord,
+        /// Progress after it.
+        progress: &'a Progress,
+    },
+    /// A trial was scored again at a higher rung of successive halving.
+    Promoted {
+        /// The result, as journaled.
+        record: &'a crate::RungRecord,
         /// Progress after it.
         progress: &'a Progress,
     },

@@ -65,11 +65,113 @@ pub struct SupernetSettings {
     /// training, fine-tuning and the final stage. Off suits small, centred images
     /// such as Fashion-MNIST.
     pub augment: bool,
+    /// One supernet for every data configuration of the space (elastic resolution,
+    /// grayscale served by the rgb weights), trained on all of them in turn for
+    /// `steps` × their number, instead of one supernet per configuration.
+    pub shared: bool,
+    /// Stop a supernet's training once its loss stops improving (`steps` is then
+    /// the most it runs): every configuration trained to comparable convergence.
+    pub plateau: Option<PlateauSettings>,
+}
+
+/// When a supernet's loss counts as converged (`[supernet.plateau]`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlateauSettings {
+    /// Steps between checks; the loss is smoothed over about as many steps.
+    pub every: u64,
+    /// Checks in a row without an improvement before training stops.
+    pub patience: u32,
+    /// Smallest relative fall of the smoothed loss that counts as an improvement.
+    pub min_delta: f64,
+}
+
+impl Default for PlateauSettings {
+    fn default() -> Self {
+        Self { every: 25, patience: 3, min_delta: 0.01 }
+    }
 }
 
 impl Default for SupernetSettings {
     fn default() -> Self {
-        Self { mode: SupernetMode::Full, steps: 150, batch_size: 64, lr: 3e-3, warmup_steps: 10, augment: true }
+        Self {
+            mode: SupernetMode::Full,
+            steps: 150,
+            batch_size: 64,
+            lr: 3e-3,
+            warmup_steps: 10,
+            augment: true,
+            shared: false,
+            plateau: None,
+        }
+    }
+}
+
+/// How trials are selected: by the proxy alone, or by successive halving above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelectionMode {
+    /// The supernet's score ranks alone (the paper).
+    #[default]
+    Proxy,
+    /// Successive halving: the best `fraction` of the proxy's trials fine-tuned,
+    /// the best `top_k` of those retrained from scratch briefly.
+    Halving,
+}
+
+impl std::str::FromStr for SelectionMode {
+    type Err = SearchError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "proxy" => Ok(SelectionMode::Proxy),
+            "halving" => Ok(SelectionMode::Halving),
+            other => Err(bad("selection.mode", other, "must be proxy or halving")),
+        }
+    }
+}
+
+/// Multi-fidelity selection (`[selection]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelectionSettings {
+    /// `proxy` or `halving`.
+    pub mode: SelectionMode,
+    /// Rung 1: fine-tuning steps of a copy of the supernet weights (0: no such rung).
+    pub finetune_steps: u64,
+    /// The best fraction of the proxy's trials fine-tuned (η = 1 / fraction).
+    pub fraction: f64,
+    /// Rung 2: training steps from scratch (0: no such rung).
+    pub retrain_steps: u64,
+    /// How many of the best trials of the rung below are retrained.
+    pub top_k: usize,
+}
+
+impl Default for SelectionSettings {
+    fn default() -> Self {
+        Self { mode: SelectionMode::Proxy, finetune_steps: 40, fraction: 0.25, retrain_steps: 300, top_k: 3 }
+    }
+}
+
+impl SelectionSettings {
+    /// The rungs of successive halving (none in `proxy` mode).
+    pub fn halving(&self) -> crate::Halving {
+        use crate::{Promote, Promotion, Rung};
+        let mut rungs = Vec::new();
+        if self.mode == SelectionMode::Halving {
+            if self.finetune_steps > 0 {
+                rungs.push(Rung {
+                    promotion: Promotion::Finetune { steps: self.finetune_steps },
+                    promote: Promote::Fraction(self.fraction),
+                });
+            }
+            if self.retrain_steps > 0 && self.top_k > 0 {
+                rungs.push(Rung {
+                    promotion: Promotion::Retrain { steps: self.retrain_steps },
+                    promote: Promote::Top(self.top_k),
+                });
+            }
+        }
+        crate::Halving { rungs }
     }
 }
 
@@ -156,6 +258,8 @@ pub struct SearchConfig {
     pub supernet: SupernetSettings,
     /// Candidate evaluation.
     pub evaluation: EvalSettings,
+    /// Multi-fidelity selection.
+    pub selection: SelectionSettings,
     /// Retrain the top-k Pareto candidates after the search (from scratch unless
     /// `final_from_supernet`) and report their test metrics (0: skip).
     pub final_top_k: usize,
@@ -188,6 +292,7 @@ impl Default for SearchConfig {
             parallel: 2,
             supernet: SupernetSettings::default(),
             evaluation: EvalSettings::default(),
+            selection: SelectionSettings::default(),
             final_top_k: 3,
             final_steps: 300,
             final_from_supernet: false,
@@ -378,6 +483,24 @@ impl SearchConfig {
         if self.supernet.steps == 0 {
             return Err(bad("supernet.steps", 0, "must be at least 1"));
         }
+        if self.supernet.shared && self.mono_base_width.is_some() {
+            return Err(bad("supernet.shared", true, "cannot be combined with mono_base_width"));
+        }
+        if let Some(p) = &self.supernet.plateau {
+            if p.every == 0 || p.patience == 0 {
+                return Err(bad("supernet.plateau", format!("{p:?}"), "every and patience must be at least 1"));
+            }
+            if !(p.min_delta.is_finite() && (0.0..1.0).contains(&p.min_delta)) {
+                return Err(bad("supernet.plateau.min_delta", p.min_delta, "must be in [0, 1)"));
+            }
+        }
+        let sel = &self.selection;
+        if !(sel.fraction.is_finite() && sel.fraction > 0.0 && sel.fraction <= 1.0) {
+            return Err(bad("selection.fraction", sel.fraction, "must be in (0, 1]"));
+        }
+        if sel.mode == SelectionMode::Halving && sel.finetune_steps == 0 && (sel.retrain_steps == 0 || sel.top_k == 0) {
+            return Err(bad("selection", "halving", "needs finetune_steps, or retrain_steps and top_k"));
+        }
         for (f, v) in [
             ("supernet.batch_size", self.supernet.batch_size),
             ("evaluation.batch_size", self.evaluation.batch_size),
@@ -470,6 +593,11 @@ impl SearchConfig {
             warmup_steps: self.supernet.warmup_steps.min(self.supernet.steps),
             augment: self.supernet.augment,
             seed: self.seed,
+            plateau: self.supernet.plateau.map(|p| danas_train::Plateau {
+                every: p.every,
+                patience: p.patience,
+                min_delta: p.min_delta,
+            }),
             ..danas_train::TrainConfig::default()
         }
     }
@@ -514,7 +642,7 @@ impl SearchConfig {
             SupernetMode::Full => danas_train::SupernetTraining::Full,
         };
         let source: Arc<dyn danas_core::BatchSource> = data;
-        let final_train = danas_train::TrainConfig { steps: self.final_steps, ..self.train_config() };
+        let final_train = danas_train::TrainConfig { steps: self.final_steps, plateau: None, ..self.train_config() };
         let evaluator = crate::SupernetEvaluator::new(
             Arc::clone(&space),
             source,
@@ -528,7 +656,17 @@ impl SearchConfig {
             seed: self.seed,
             softmax: true,
         }))
-        .int8_evaluation(self.evaluation.int8);
+        .int8_evaluation(self.evaluation.int8)
+        .shared_supernet(self.supernet.shared)
+        .promotion_training(
+            danas_train::TrainConfig {
+                batch_size: self.evaluation.batch_size,
+                lr: self.evaluation.finetune_lr,
+                augment: self.supernet.augment,
+                ..danas_train::TrainConfig::default()
+            },
+            danas_train::TrainConfig { plateau: None, ..self.train_config() },
+        );
         let config = serde_json::to_value(self).map_err(|e| bad("config", "?", e.to_string()))?;
         Ok(crate::Search::new(space, opt, gate, Arc::new(evaluator))
             .budget(checked.budget)
@@ -536,6 +674,7 @@ impl SearchConfig {
             .parallel(self.parallel)
             .out_dir(dir)
             .final_top_k(self.final_top_k)
+            .halving(self.selection.halving())
             .config(config))
     }
 

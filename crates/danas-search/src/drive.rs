@@ -57,6 +57,8 @@ struct State {
     broken: BTreeMap<DataConfig, String>,
     repeats_in_a_row: u64,
     stop: bool,
+    /// The evaluator has no higher fidelity: successive halving is off.
+    no_promotions: bool,
 }
 
 /// A gated candidate waiting for evaluation.
@@ -99,6 +101,7 @@ impl Search {
             broken: BTreeMap::new(),
             repeats_in_a_row: 0,
             stop: false,
+            no_promotions: false,
         };
         let mut told = if resumed { self.replay(&mut st)? } else { BTreeMap::new() };
         if !resumed {
@@ -112,6 +115,7 @@ impl Search {
                 st.memo.entry(candidate_key(&t.candidate)).or_insert((t.id, o));
             }
         }
+        st.progress.promotions = st.journal.rungs()?.len() as u64;
         st.progress.elapsed = st.clock.now();
         st.stop = self.emit(&SearchEvent::Started { resumed, progress: &st.progress }) == Control::Stop;
         let infeasible_cap =
@@ -133,6 +137,12 @@ impl Search {
                 )?;
                 break;
             }
+            if !self.halving.rungs.is_empty() {
+                self.promote_all(&mut st)?;
+                if st.stop || self.budget.exhausted(st.progress.evaluated, st.clock.now()) {
+                    break;
+                }
+            }
             let batch = self.propose(&mut st)?;
             let gated = self.gate(&mut st, batch)?;
             self.prepare_supernets(&mut st, &gated.to_eval)?;
@@ -140,6 +150,10 @@ impl Search {
             self.settle(&mut st, results, gated.deferred)?;
         }
 
+        // A search that ran out of trials (not of time) finishes the promotions still due.
+        if !self.halving.rungs.is_empty() {
+            self.promote_all(&mut st)?;
+        }
         st.progress.elapsed = st.clock.now();
         st.journal.set_meta("elapsed_seconds", &st.progress.elapsed.as_secs_f64().to_string())?;
         self.emit(&SearchEvent::Finished { progress: &st.progress });
@@ -239,6 +253,76 @@ impl Search {
             }
         }
         Ok(gated)
+    }
+
+    /// Successive halving: promotes, round after round, until nothing is due (or the
+    /// wall-clock budget is spent, or an observer stops the search). Each search
+    /// step starts from a journal with nothing due, so a study stopped between
+    /// rounds resumes to the same promotions as one never stopped.
+    fn promote_all(&mut self, st: &mut State) -> Result<(), SearchError> {
+        while !st.stop && self.budget.wall.is_none_or(|w| st.clock.now() < w) && self.promote(st)? {}
+        Ok(())
+    }
+
+    /// One round of successive halving: scores the trials due at higher rungs, up
+    /// to `parallel` at once, and journals each result. Returns whether anything was due.
+    fn promote(&mut self, st: &mut State) -> Result<bool, SearchError> {
+        if st.no_promotions {
+            return Ok(false);
+        }
+        let trials = st.journal.trials()?;
+        let due = self.halving.due(&trials, self.parallel);
+        if due.is_empty() {
+            return Ok(false);
+        }
+        let evaluator = &self.evaluator;
+        let results: Vec<(Result<Option<Metrics>, String>, f64)> = std::thread::scope(|s| {
+            let handles: Vec<_> = due
+                .iter()
+                .map(|&(i, _, promotion)| {
+                    let t = &trials[i];
+                    s.spawn(move || {
+                        let t0 = Instant::now();
+                        let r = evaluator.promote(&t.candidate, promotion, t.seed).map_err(|e| e.to_string());
+                        (r, t0.elapsed().as_secs_f64())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| (Err("the promotion panicked".to_string()), 0.0)))
+                .collect()
+        });
+        for (&(i, rung, promotion), (result, seconds)) in due.iter().zip(results) {
+            let id = trials[i].id;
+            match result.and_then(|m| match m.as_ref().and_then(|m| m.first_non_finite()) {
+                Some((k, v)) => Err(format!("the promotion returned a non-finite {k} ({v})")),
+                None => Ok(m),
+            }) {
+                Ok(Some(m)) => {
+                    let now = st.clock.now().as_secs_f64();
+                    let rec = st.journal.record_rung(id, rung, promotion, &m, seconds, now)?;
+                    st.progress.promotions += 1;
+                    st.progress.elapsed = st.clock.now();
+                    if self.emit(&SearchEvent::Promoted { record: &rec, progress: &st.progress }) == Control::Stop {
+                        st.stop = true;
+                    }
+                }
+                Ok(None) => {
+                    st.journal.event("halving", "the evaluator has no higher fidelity: the proxy ranks alone")?;
+                    st.no_promotions = true;
+                    return Ok(false);
+                }
+                Err(e) => {
+                    // recorded as a rung result without metrics would hide it; keep the trial where it is
+                    st.journal.event("promotion-failed", &format!("trial {id}, rung {rung} ({promotion}): {e}"))?;
+                    let failed = danas_core::Metrics::new().with("promotion_failed", 1.0);
+                    let now = st.clock.now().as_secs_f64();
+                    st.journal.record_rung(id, rung, promotion, &failed, seconds, now)?;
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Prepares (trains or loads) the supernets a batch needs, up to `parallel` at once.

@@ -1,17 +1,19 @@
-//! The supernet evaluator: one weight-sharing supernet per data configuration,
-//! trained lazily on first use, persisted under `DIR/supernets/`, reused after a
-//! restart; candidates are scored on the validation split from an extracted copy.
+//! The supernet evaluator: one weight-sharing supernet per data configuration (or
+//! one shared by all of them), trained lazily on first use, persisted under
+//! `DIR/supernets/`, reused after a restart; candidates are scored on the
+//! validation split from an extracted copy, and again at higher fidelities when
+//! successive halving promotes them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use danas_core::{BatchSource, Candidate, DataConfig};
 use danas_optim::Metrics;
 use danas_space::CandidateSpace;
 use danas_train::{EvalConfig, ExportConfig, StoragePrecision, Supernet, SupernetTraining, TrainConfig};
 
-use crate::{EvalError, Evaluator, Finalized, Prepared};
+use crate::{EvalError, Evaluator, Finalized, Prepared, Promotion};
 
 /// Scores candidates with supernet weights (the paper's accelerated evaluation).
 pub struct SupernetEvaluator {
@@ -25,6 +27,11 @@ pub struct SupernetEvaluator {
     final_from_supernet: bool,
     export: Option<ExportConfig>,
     int8_eval: bool,
+    shared: bool,
+    /// Held while the shared supernet is trained or loaded, so that it happens once.
+    shared_lock: Mutex<()>,
+    finetune: TrainConfig,
+    retrain: TrainConfig,
     supernets: RwLock<BTreeMap<DataConfig, Arc<Supernet>>>,
 }
 
@@ -60,8 +67,30 @@ impl SupernetEvaluator {
             final_from_supernet: false,
             export: Some(ExportConfig::default()),
             int8_eval: false,
+            shared: false,
+            shared_lock: Mutex::new(()),
+            finetune: TrainConfig { lr: 1e-4, ..TrainConfig::default() },
+            retrain: TrainConfig::default(),
             supernets: RwLock::new(BTreeMap::new()),
         }
+    }
+
+    /// One supernet for every data configuration of the space: built at the largest
+    /// resolution (rgb when the space has rgb), trained on every configuration in
+    /// turn for `train.steps` × their number (the compute of separate supernets),
+    /// serving all of them (default: one supernet per configuration).
+    pub fn shared_supernet(mut self, on: bool) -> Self {
+        self.shared = on;
+        self
+    }
+
+    /// The training settings of successive halving's rungs: `finetune` for
+    /// [`Promotion::Finetune`] (a copy of the supernet weights), `retrain` for
+    /// [`Promotion::Retrain`] (from scratch); their steps come from the promotion.
+    pub fn promotion_training(mut self, finetune: TrainConfig, retrain: TrainConfig) -> Self {
+        self.finetune = finetune;
+        self.retrain = retrain;
+        self
     }
 
     /// Stores supernet checkpoints at this precision (default f16, half the size).
@@ -96,8 +125,25 @@ impl SupernetEvaluator {
     }
 
     /// Where a data configuration's supernet checkpoint lives, relative to the results directory.
-    fn checkpoint_path(data: DataConfig) -> String {
-        format!("supernets/{}.ckpt", data.key())
+    fn checkpoint_path(&self, data: DataConfig) -> String {
+        if self.shared { "supernets/shared.ckpt".into() } else { format!("supernets/{}.ckpt", data.key()) }
+    }
+
+    /// The data configuration the supernet serving `data` is built at.
+    fn supernet_data(&self, data: DataConfig) -> DataConfig {
+        if self.shared { crate::fidelity::shared_data_config(&self.space.data_configs()).unwrap_or(data) } else { data }
+    }
+
+    /// Makes `sn` the supernet of `data` (of every data configuration when shared).
+    fn keep(&self, data: DataConfig, sn: Arc<Supernet>) {
+        if let Ok(mut m) = self.supernets.write() {
+            if self.shared {
+                for d in self.space.data_configs() {
+                    m.insert(d, Arc::clone(&sn));
+                }
+            }
+            m.insert(data, sn);
+        }
     }
 
     fn get(&self, data: DataConfig) -> Option<Arc<Supernet>> {
@@ -134,39 +180,43 @@ impl Evaluator for SupernetEvaluator {
         existing: Option<&str>,
         status: &dyn Fn(&str),
     ) -> Result<Prepared, EvalError> {
+        let rel = self.checkpoint_path(data);
+        // one thread trains or loads a shared supernet; the others wait and find it
+        let _guard = if self.shared { self.shared_lock.lock().ok() } else { None };
         if self.get(data).is_some() {
-            return Ok(Prepared { checkpoint: existing.map(str::to_string), seconds: 0.0 });
+            return Ok(Prepared { checkpoint: Some(existing.map_or(rel, str::to_string)), seconds: 0.0 });
         }
         let start = std::time::Instant::now();
         if let Some(rel) = existing {
             let path = dir.join(rel);
             if path.is_file() {
                 status(&format!("loading supernet {data} from {}", path.display()));
-                let sn = Supernet::load(&path)?;
-                if let Ok(mut m) = self.supernets.write() {
-                    m.insert(data, Arc::new(sn));
-                }
+                self.keep(data, Arc::new(Supernet::load(&path)?));
                 return Ok(Prepared { checkpoint: Some(rel.to_string()), seconds: start.elapsed().as_secs_f64() });
             }
         }
-        let sup = self.space.supernet(data);
-        let mut sn = Supernet::new(data, sup.arch, self.source.classes(), self.train.seed)?;
-        let total = self.train.steps;
-        let label = format!("training supernet {data}");
-        sn.train(self.source.as_ref(), &self.train, &self.training, &mut |s: &danas_train::StepInfo| {
+        let at = self.supernet_data(data);
+        let sup = self.space.supernet(at);
+        let mut sn = Supernet::new(at, sup.arch, self.source.classes(), self.train.seed)?;
+        let on = if self.shared { self.space.data_configs() } else { vec![data] };
+        let cfg = TrainConfig { steps: self.train.steps * on.len().max(1) as u64, ..self.train.clone() };
+        let total = cfg.steps;
+        let label = if self.shared {
+            format!("training the shared supernet ({at})")
+        } else {
+            format!("training supernet {data}")
+        };
+        sn.train_on(self.source.as_ref(), &cfg, &self.training, &on, &mut |s: &danas_train::StepInfo| {
             if s.step.is_multiple_of(10) || s.step + 1 == total {
                 status(&format!("{label}: step {}/{total}, loss {:.3}", s.step + 1, s.loss));
             }
         })?;
-        let rel = Self::checkpoint_path(data);
         let path = dir.join(&rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
         sn.save(&path, self.storage)?;
-        if let Ok(mut m) = self.supernets.write() {
-            m.insert(data, Arc::new(sn));
-        }
+        self.keep(data, Arc::new(sn));
         Ok(Prepared { checkpoint: Some(rel), seconds: start.elapsed().as_secs_f64() })
     }
 
@@ -194,6 +244,25 @@ impl Evaluator for SupernetEvaluator {
         Ok(m)
     }
 
+    /// Fine-tunes a copy of the candidate's supernet weights, or trains it from
+    /// scratch, for the promotion's steps; validation metrics.
+    fn promote(&self, cand: &Candidate, promotion: Promotion, seed: u64) -> Result<Option<Metrics>, EvalError> {
+        let e = match promotion {
+            Promotion::Finetune { steps } => {
+                let sn = self.get(cand.data).ok_or_else(|| format!("no supernet prepared for {}", cand.data))?;
+                let finetune = TrainConfig { steps, seed, ..self.finetune.clone() };
+                let cfg = EvalConfig { finetune: Some(finetune), seed, ..self.eval.clone() };
+                sn.evaluate(cand, self.source.as_ref(), &cfg)?
+            }
+            Promotion::Retrain { steps } => {
+                let train = TrainConfig { steps, seed, plateau: None, ..self.retrain.clone() };
+                let cfg = EvalConfig { finetune: None, seed, ..self.eval.clone() };
+                danas_train::evaluate_from_scratch(cand, self.source.as_ref(), &train, &cfg)?
+            }
+        };
+        Ok(Some(metrics_of(&e.metrics, e.params)))
+    }
+
     /// Trains the candidate with the final-stage settings (from scratch, or from its
     /// supernet weights when so configured), reports validation and test metrics,
     /// and saves the network under `dir/final/`.
@@ -201,7 +270,7 @@ impl Evaluator for SupernetEvaluator {
         let sn = if self.final_from_supernet {
             match self.get(cand.data) {
                 Some(sn) => Some(sn),
-                None => Some(Arc::new(Supernet::load(dir.join(Self::checkpoint_path(cand.data)))?)),
+                None => Some(Arc::new(Supernet::load(dir.join(self.checkpoint_path(cand.data)))?)),
             }
         } else {
             None

@@ -21,6 +21,7 @@ mod evaluator;
 pub mod fidelity;
 mod final_stage;
 mod gate;
+pub mod halving;
 mod html;
 mod journal;
 pub mod pareto;
@@ -37,5 +38,6 @@ pub use error::SearchError;
 #[cfg(feature = "train")]
 pub use evaluator::{SupernetEvaluator, metrics_of};
 pub use gate::CostModelGate;
+pub use halving::{Halving, Promote, Promotion, Rung, RungRecord};
 pub use journal::{Journal, STUDY_FORMAT, SupernetRecord, TrialEnd, TrialRecord, TrialStatus};
 pub use search::{STUDY_FILE, Search};

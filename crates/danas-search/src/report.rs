@@ -61,6 +61,16 @@ pub struct TrialRow {
     pub elapsed_at: Option<f64>,
     /// Why infeasible or failed.
     pub message: Option<String>,
+    /// The highest rung of successive halving above the proxy it reached (none:
+    /// scored by the proxy only); selection ranks by it first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung: Option<u32>,
+    /// What that rung did, e.g. `retrain 300`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung_promotion: Option<String>,
+    /// Validation accuracy at that rung.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung_val_accuracy: Option<f64>,
 }
 
 impl TrialRow {
@@ -69,6 +79,7 @@ impl TrialRow {
         let c = &t.candidate;
         let costs = t.costs.as_ref();
         let m = |key: &str| t.metrics.as_ref().and_then(|m| m.value(key));
+        let top = t.rungs.iter().filter(|r| r.metrics.value(metric::VAL_ACCURACY).is_some()).max_by_key(|r| r.rung);
         Self {
             id: t.id,
             status: t.status,
@@ -92,12 +103,24 @@ impl TrialRow {
             finished_at: t.finished_at,
             elapsed_at: t.elapsed_at,
             message: t.message.clone(),
+            rung: top.map(|r| r.rung),
+            rung_promotion: top.map(|r| r.promotion.to_string()),
+            rung_val_accuracy: top.and_then(|r| r.metrics.value(metric::VAL_ACCURACY)),
         }
     }
 
     /// The data configuration as `96/rgb`.
     pub fn data_key(&self) -> String {
         format!("{}/{}", self.resolution, self.color)
+    }
+
+    /// How selection ranks it: the highest rung of successive halving reached, then
+    /// the validation accuracy there (the proxy's when never promoted).
+    pub fn selection_key(&self) -> f64 {
+        match (self.rung, self.rung_val_accuracy) {
+            (Some(r), Some(a)) => f64::from(r) * 10.0 + a,
+            _ => self.val_accuracy.unwrap_or(0.0),
+        }
     }
 
     /// Whether the cost gate passed it and it was evaluated.
@@ -194,6 +217,11 @@ pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: Option<&Limits>
     let p = dir.join("trials.csv");
     write_csv(&p, &rows.iter().collect::<Vec<_>>())?;
     files.push(p);
+    if trials.iter().any(|t| !t.rungs.is_empty()) {
+        let p = dir.join("rungs.csv");
+        std::fs::write(&p, crate::halving::csv(trials)).map_err(io(&p))?;
+        files.push(p);
+    }
     let pareto_rows: Vec<&TrialRow> = pareto.iter().map(|&i| &rows[i]).collect();
     let p = dir.join("pareto.csv");
     write_csv(&p, &pareto_rows)?;
@@ -202,7 +230,7 @@ pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: Option<&Limits>
     let json: Vec<Value> = pareto_rows
         .iter()
         .map(|r| {
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "id": r.id,
                 "resolution": r.resolution,
                 "color": r.color,
@@ -218,7 +246,14 @@ pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: Option<&Limits>
                 "macs": r.macs,
                 "params": r.params,
                 "peak_op": r.peak_op,
-            })
+            });
+            if let (Some(rung), Some(obj)) = (r.rung, v.as_object_mut()) {
+                obj.insert(
+                    "selection".into(),
+                    serde_json::json!({"rung": rung, "promotion": r.rung_promotion, "val_accuracy": r.rung_val_accuracy}),
+                );
+            }
+            v
         })
         .collect();
     let text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into());
@@ -482,6 +517,7 @@ fn markdown(rows: &[TrialRow], pareto: &[usize], limits: &LimitsShown) -> String
     md_finals(&mut s, rows, pareto);
     md_best_per_limit(&mut s, rows, pareto, limits);
     md_data_configs(&mut s, rows, pareto);
+    crate::halving::markdown(&mut s, rows);
     s.push_str("\nThe same report with the plots in one page: `report.html`. Plots: `accuracy_vs_ram`, `accuracy_vs_flash`, `accuracy_vs_latency` (feasible region shaded, colours = data configuration) and `best_over_time`, each as `.svg` and `.png`. All trials: `trials.csv`; the Pareto set: `pareto.csv`, `pareto.json`.\n");
     s
 }
@@ -516,14 +552,28 @@ fn md_summary(rows: &[TrialRow], limits: &LimitsShown) -> String {
 
 /// The Pareto set table.
 fn md_pareto(s: &mut String, rows: &[TrialRow], pareto: &[usize]) {
+    let halving = rows.iter().any(|r| r.rung.is_some());
     s.push_str("## Pareto set (feasible, non-dominated on accuracy, RAM, flash, latency)\n\n");
-    s.push_str("| trial | data | arch | val acc % | arena KiB | flash KiB | latency ms | MMACs | peak RAM set by |\n");
-    s.push_str("|---:|---|---|---:|---:|---:|---:|---:|---|\n");
+    if halving {
+        s.push_str("Accuracy here is each trial's standing after successive halving: the highest rung it\n");
+        s.push_str("reached, then its validation accuracy there (`selected on`).\n\n");
+        s.push_str("| trial | selected on | ");
+    } else {
+        s.push_str("| trial | ");
+    }
+    s.push_str("data | arch | val acc % | arena KiB | flash KiB | latency ms | MMACs | peak RAM set by |\n");
+    s.push_str(if halving { "|---:|---|" } else { "|---:|" });
+    s.push_str("---|---|---:|---:|---:|---:|---:|---|\n");
     for &i in pareto {
         let r = &rows[i];
+        let selected = match (&r.rung_promotion, r.rung_val_accuracy) {
+            (Some(p), acc) => format!(" {p}: {} |", pct(acc)),
+            _ if halving => " proxy |".to_string(),
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} |{selected} {} | {} | {} | {} | {} | {} | {} | {} |",
             r.id,
             r.data_key(),
             r.arch,
@@ -585,7 +635,7 @@ fn md_best_per_limit(s: &mut String, rows: &[TrialRow], pareto: &[usize], limits
             let best = feas
                 .iter()
                 .filter(|r| r.arena_bytes.is_some_and(|b| b <= cap))
-                .max_by(|a, b| a.val_accuracy.unwrap_or(0.0).total_cmp(&b.val_accuracy.unwrap_or(0.0)));
+                .max_by(|a, b| a.selection_key().total_cmp(&b.selection_key()));
             match best {
                 Some(r) => {
                     let _ = writeln!(

@@ -27,6 +27,7 @@ pub struct Search {
     pub(crate) observers: Vec<Box<dyn Observer>>,
     pub(crate) accuracy: String,
     pub(crate) final_top_k: usize,
+    pub(crate) halving: crate::Halving,
 }
 
 impl std::fmt::Debug for Search {
@@ -64,12 +65,20 @@ impl Search {
             observers: Vec::new(),
             accuracy: "val_accuracy".into(),
             final_top_k: 0,
+            halving: crate::Halving::default(),
         }
     }
     /// After the search, trains the `k` most accurate Pareto candidates fully and
     /// reports their test metrics ([`Evaluator::finalize`]); 0 (default) skips it.
     pub fn final_top_k(mut self, k: usize) -> Self {
         self.final_top_k = k;
+        self
+    }
+    /// Multi-fidelity selection: the rungs of successive halving above the proxy
+    /// (default: none; the proxy alone ranks). Needs an evaluator that implements
+    /// [`Evaluator::promote`](crate::Evaluator::promote).
+    pub fn halving(mut self, halving: crate::Halving) -> Self {
+        self.halving = halving;
         self
     }
     /// Sets the budget.

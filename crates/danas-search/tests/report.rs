@@ -30,6 +30,7 @@ fn trial(id: u64, res: u32, color: Color, acc: f64, ram: f64, flash: f64, status
         finished_at: Some(1010.0 + id as f64 * 30.0),
         eval_seconds: Some(5.0),
         elapsed_at: Some(10.0 + id as f64 * 30.0),
+        rungs: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::SearchError;
+use crate::halving::RungRecord;
 
 /// Version of the study file layout; stored in the file, checked on open. Format 2
 /// studies (danas before typed trials: costs and metrics as free JSON, the final
@@ -91,6 +92,9 @@ pub struct TrialRecord {
     /// The study's elapsed wall-clock seconds when it finished, counting every
     /// session (the clock the wall-clock budget uses).
     pub elapsed_at: Option<f64>,
+    /// Its results at the rungs of successive halving above the proxy, lowest first.
+    #[serde(default)]
+    pub rungs: Vec<RungRecord>,
 }
 
 /// How a trial ended, for [`Journal::finish_trial`].
@@ -172,6 +176,8 @@ CREATE TABLE optimizer_events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL);
 CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL);
 ";
 
+mod rungs;
+
 impl Journal {
     fn db(&self) -> impl Fn(rusqlite::Error) -> SearchError + '_ {
         move |source| SearchError::Db { path: self.path.clone(), source }
@@ -215,6 +221,7 @@ impl Journal {
         let conn = Self::connect(path)?;
         let j = Self { conn, path: path.to_path_buf(), _lock: Some(lock), format: STUDY_FORMAT };
         j.conn.execute_batch(SCHEMA).map_err(j.db())?;
+        j.conn.execute_batch(rungs::RUNGS_TABLE).map_err(j.db())?;
         j.set_meta("format", &STUDY_FORMAT.to_string())?;
         j.set_meta("created_at", &now().to_string())?;
         j.set_meta("danas_version", env!("CARGO_PKG_VERSION"))?;
@@ -250,6 +257,7 @@ impl Journal {
             "ALTER TABLE trials ADD COLUMN final_checkpoint TEXT; ALTER TABLE trials ADD COLUMN model_dir TEXT;",
         )
         .map_err(db)?;
+        tx.execute_batch(rungs::RUNGS_TABLE).map_err(db)?;
         for t in &rows {
             tx.execute(
                 "UPDATE trials SET costs = ?2, metrics = ?3, final_checkpoint = ?4, model_dir = ?5 WHERE id = ?1",
@@ -537,7 +545,15 @@ impl Journal {
             .map_err(self.db())?
             .collect::<Result<_, _>>()
             .map_err(self.db())?;
-        rows.into_iter().map(|row| self.record(row)).collect()
+        let mut out: Vec<TrialRecord> = rows.into_iter().map(|row| self.record(row)).collect::<Result<_, _>>()?;
+        let mut rungs = self.rungs()?;
+        rungs.sort_by_key(|r| (r.trial, r.rung));
+        for r in rungs {
+            if let Some(t) = out.iter_mut().find(|t| t.id == r.trial) {
+                t.rungs.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// A trial row as a typed record (format 2 rows are converted on the way).
@@ -565,6 +581,7 @@ impl Journal {
             finished_at: row.finished_at,
             eval_seconds: row.eval_seconds,
             elapsed_at: row.elapsed_at,
+            rungs: Vec::new(),
         };
         if self.format >= 3 {
             rec.costs = row.costs.as_deref().map(serde_json::from_str).transpose().map_err(|e| bad("costs", e))?;

@@ -1,0 +1,279 @@
+//! Multi-fidelity selection by successive halving. The optimiser's trials are
+//! scored by the cheap proxy (rung 0: the supernet). As they come in, the best
+//! fraction of them is scored again at a higher fidelity (rung 1, e.g. fine-tuning
+//! a copy of the supernet weights), and the best few of those higher still (rung 2,
+//! e.g. a short training from scratch). A trial's standing is the highest rung it
+//! reached and its accuracy there: the Pareto set, the final stage and the report
+//! select on that. Every rung result is journaled, so a resumed study promotes
+//! exactly what is still due.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{TrialRecord, TrialStatus};
+
+/// What a higher rung does to a candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Promotion {
+    /// Fine-tune a copy of the candidate's supernet weights for `steps` steps.
+    Finetune {
+        /// Optimiser steps.
+        steps: u64,
+    },
+    /// Train the candidate from scratch for `steps` steps.
+    Retrain {
+        /// Optimiser steps.
+        steps: u64,
+    },
+}
+
+impl std::fmt::Display for Promotion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Promotion::Finetune { steps } => write!(f, "fine-tune {steps}"),
+            Promotion::Retrain { steps } => write!(f, "retrain {steps}"),
+        }
+    }
+}
+
+/// Which trials of the rung below a rung takes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Promote {
+    /// The best `fraction` of them (rounded down): successive halving with η = 1 / fraction.
+    Fraction(f64),
+    /// The best `k` of them.
+    Top(usize),
+}
+
+/// One rung above the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rung {
+    /// What it does.
+    pub promotion: Promotion,
+    /// Which trials it takes from the rung below.
+    pub promote: Promote,
+}
+
+/// The rungs above the proxy, lowest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Halving {
+    /// Rung 1, 2, …
+    pub rungs: Vec<Rung>,
+}
+
+/// A trial scored at a rung above the proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RungRecord {
+    /// The trial.
+    pub trial: u64,
+    /// The rung (1 for the first above the proxy).
+    pub rung: u32,
+    /// What the rung did.
+    pub promotion: Promotion,
+    /// Its validation metrics (`val_accuracy`, …).
+    pub metrics: danas_core::Metrics,
+    /// Seconds it took.
+    pub eval_seconds: f64,
+    /// Unix time it finished.
+    pub finished_at: f64,
+    /// Study seconds (all sessions) when it finished.
+    pub elapsed_at: f64,
+}
+
+/// Where a trial stands for selection: the highest rung it reached (0: the proxy)
+/// and its accuracy there. Trials compare by rung first, then accuracy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Standing {
+    /// Highest rung reached.
+    pub rung: u32,
+    /// Validation accuracy at that rung.
+    pub accuracy: f64,
+}
+
+impl Standing {
+    /// One number that orders standings as (rung, accuracy) do, for accuracies in [0, 1].
+    pub fn key(&self) -> f64 {
+        f64::from(self.rung) * 10.0 + self.accuracy
+    }
+}
+
+/// The metric the rungs rank by.
+const ACC: &str = danas_core::metric::VAL_ACCURACY;
+
+/// A trial's accuracy at rung `r` (0: its own metrics), if it has one.
+pub fn accuracy_at(t: &TrialRecord, r: u32) -> Option<f64> {
+    if r == 0 {
+        (t.status == TrialStatus::Complete).then(|| t.metrics.as_ref().and_then(|m| m.value(ACC))).flatten()
+    } else {
+        t.rungs.iter().find(|x| x.rung == r).and_then(|x| x.metrics.value(ACC))
+    }
+}
+
+/// Where a completed trial stands; `None` for a trial without a proxy accuracy.
+pub fn standing(t: &TrialRecord) -> Option<Standing> {
+    let proxy = accuracy_at(t, 0)?;
+    let top = t
+        .rungs
+        .iter()
+        .filter_map(|x| x.metrics.value(ACC).map(|a| (x.rung, a)))
+        .max_by_key(|(r, _)| *r)
+        .map_or(Standing { rung: 0, accuracy: proxy }, |(rung, accuracy)| Standing { rung, accuracy });
+    Some(top)
+}
+
+impl Halving {
+    /// The promotions due now, highest rung first and best first within a rung, at
+    /// most `limit`: for each rung, the trials its rule takes from the rung below
+    /// (ranked by their accuracy there, ties by id) that it has not scored yet.
+    pub fn due(&self, trials: &[TrialRecord], limit: usize) -> Vec<(usize, u32, Promotion)> {
+        let mut out = Vec::new();
+        for (k, rung) in self.rungs.iter().enumerate().rev() {
+            let r = k as u32 + 1;
+            let mut below: Vec<(usize, f64)> =
+                (0..trials.len()).filter_map(|i| accuracy_at(&trials[i], r - 1).map(|a| (i, a))).collect();
+            below.sort_by(|a, b| b.1.total_cmp(&a.1).then(trials[a.0].id.cmp(&trials[b.0].id)));
+            let take = match rung.promote {
+                Promote::Fraction(f) => ((below.len() as f64) * f.clamp(0.0, 1.0)).floor() as usize,
+                Promote::Top(n) => n.min(below.len()),
+            };
+            for &(i, _) in &below[..take] {
+                if out.len() >= limit {
+                    return out;
+                }
+                if !trials[i].rungs.iter().any(|x| x.rung == r) {
+                    out.push((i, r, rung.promotion));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `rungs.csv`: every rung result, one row each.
+pub(crate) fn csv(trials: &[TrialRecord]) -> String {
+    let mut s = String::from("trial,data,arch,proxy_val_accuracy,rung,promotion,val_accuracy,eval_seconds,elapsed_s\n");
+    for t in trials {
+        for r in &t.rungs {
+            let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+            s.push_str(&format!(
+                "{},{},\"{}\",{},{},{},{},{},{}\n",
+                t.id,
+                t.candidate.data,
+                t.candidate.arch,
+                opt(accuracy_at(t, 0)),
+                r.rung,
+                r.promotion,
+                opt(r.metrics.value(ACC)),
+                r.eval_seconds,
+                r.elapsed_at
+            ));
+        }
+    }
+    s
+}
+
+/// The report's section on successive halving (nothing without rung results).
+pub(crate) fn markdown(s: &mut String, rows: &[crate::report::TrialRow]) {
+    use std::fmt::Write as _;
+    let promoted: Vec<&crate::report::TrialRow> = rows.iter().filter(|r| r.rung.is_some()).collect();
+    if promoted.is_empty() {
+        return;
+    }
+    let pct = |v: Option<f64>| v.map(|a| format!("{:.2}", a * 100.0)).unwrap_or_else(|| "-".into());
+    let _ = writeln!(
+        s,
+        "\n## Successive halving\n\n{} of the evaluated trials were scored again above the proxy; the Pareto set, \
+         the final stage and the best system ranked them by the highest rung they reached. All rung results: `rungs.csv`.\n",
+        promoted.len()
+    );
+    s.push_str(
+        "| trial | data | arch | proxy val acc % | highest rung | val acc % there |\n|---:|---|---|---:|---|---:|\n",
+    );
+    let mut sorted = promoted;
+    sorted.sort_by(|a, b| {
+        b.rung.cmp(&a.rung).then(b.rung_val_accuracy.unwrap_or(0.0).total_cmp(&a.rung_val_accuracy.unwrap_or(0.0)))
+    });
+    for r in sorted {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} ({}) | {} |",
+            r.id,
+            r.data_key(),
+            r.arch,
+            pct(r.val_accuracy),
+            r.rung.unwrap_or(0),
+            r.rung_promotion.as_deref().unwrap_or("-"),
+            pct(r.rung_val_accuracy)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use danas_core::{Arch, Candidate, Color, DataConfig, Metrics};
+
+    fn trial(id: u64, acc: f64) -> TrialRecord {
+        TrialRecord {
+            id,
+            genome: vec![],
+            candidate: Candidate::new(DataConfig::new(16, Color::Rgb), Arch::full(0.5)),
+            status: TrialStatus::Complete,
+            seed: id,
+            costs: None,
+            metrics: Some(Metrics::new().with(ACC, acc)),
+            final_checkpoint: None,
+            model_dir: None,
+            message: None,
+            started_at: 0.0,
+            finished_at: None,
+            eval_seconds: None,
+            elapsed_at: None,
+            rungs: vec![],
+        }
+    }
+
+    fn scored(t: &mut TrialRecord, rung: u32, promotion: Promotion, acc: f64) {
+        t.rungs.push(RungRecord {
+            trial: t.id,
+            rung,
+            promotion,
+            metrics: Metrics::new().with(ACC, acc),
+            eval_seconds: 1.0,
+            finished_at: 0.0,
+            elapsed_at: 0.0,
+        });
+    }
+
+    #[test]
+    fn promotes_the_best_fraction_then_the_top_k_and_ranks_by_the_highest_rung() {
+        let ft = Promotion::Finetune { steps: 10 };
+        let rt = Promotion::Retrain { steps: 50 };
+        let h = Halving {
+            rungs: vec![
+                Rung { promotion: ft, promote: Promote::Fraction(0.25) },
+                Rung { promotion: rt, promote: Promote::Top(1) },
+            ],
+        };
+        let mut trials: Vec<TrialRecord> = (0..8).map(|i| trial(i, 0.1 * i as f64)).collect();
+        // 8 proxies: the best 2 (ids 7, 6) go to rung 1; nothing is at rung 1 yet
+        assert_eq!(h.due(&trials, 10), vec![(7, 1, ft), (6, 1, ft)]);
+        assert_eq!(h.due(&trials, 1), vec![(7, 1, ft)]);
+        scored(&mut trials[7], 1, ft, 0.5);
+        scored(&mut trials[6], 1, ft, 0.9);
+        // id 6 is now the best at rung 1: retrained first
+        assert_eq!(h.due(&trials, 10), vec![(6, 2, rt)]);
+        scored(&mut trials[6], 2, rt, 0.8);
+        assert!(h.due(&trials, 10).is_empty());
+        // standing: rung first, then accuracy there
+        assert_eq!(standing(&trials[6]), Some(Standing { rung: 2, accuracy: 0.8 }));
+        assert_eq!(standing(&trials[7]), Some(Standing { rung: 1, accuracy: 0.5 }));
+        assert_eq!(standing(&trials[0]), Some(Standing { rung: 0, accuracy: 0.0 }));
+        assert!(standing(&trials[7]).unwrap().key() < standing(&trials[6]).unwrap().key());
+        // a failed trial has no standing and is never promoted
+        trials[5].status = TrialStatus::Failed;
+        assert_eq!(standing(&trials[5]), None);
+    }
+}
