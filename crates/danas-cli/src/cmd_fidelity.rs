@@ -44,6 +44,19 @@ pub struct Args {
     /// Candidates trained or evaluated at once.
     #[arg(long, default_value_t = 2)]
     pub parallel: usize,
+    /// Sample only candidates within the limits (`--ram-kib`, `--flash-kib`, `--mcu` or the config's).
+    #[arg(long)]
+    pub feasible_only: bool,
+    /// RAM (arena) limit in KiB for `--feasible-only`.
+    #[arg(long)]
+    pub ram_kib: Option<f64>,
+    /// Flash limit in KiB for `--feasible-only`.
+    #[arg(long)]
+    pub flash_kib: Option<f64>,
+    /// Stop each supernet's training once its loss stops improving (default plateau
+    /// settings; `--supernet-steps` is then the most it runs).
+    #[arg(long)]
+    pub plateau: bool,
     /// Training steps of each from-scratch candidate.
     #[arg(long, default_value_t = 300)]
     pub scratch_steps: u64,
@@ -104,6 +117,15 @@ pub fn run_cmd(args: Args) -> anyhow::Result<()> {
     if args.no_augment {
         c.supernet.augment = false;
     }
+    if args.ram_kib.is_some() {
+        c.ram_kib = args.ram_kib;
+    }
+    if args.flash_kib.is_some() {
+        c.flash_kib = args.flash_kib;
+    }
+    if args.plateau && c.supernet.plateau.is_none() {
+        c.supernet.plateau = Some(danas_search::config::PlateauSettings::default());
+    }
     c.seed = args.seed;
     c.resolve_paths(std::path::Path::new("."));
     let space = c.build_space().map_err(input)?;
@@ -133,6 +155,7 @@ pub fn run_cmd(args: Args) -> anyhow::Result<()> {
         short_steps: args.short_steps,
         seed: args.seed,
         parallel: args.parallel,
+        feasible_only: args.feasible_only,
     };
     let quiet = args.json;
     let report = run(&c, &plan, &mut |msg| {

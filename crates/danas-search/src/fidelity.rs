@@ -47,6 +47,10 @@ pub struct FidelityPlan {
     /// Candidates trained or evaluated at once.
     #[serde(default = "two")]
     pub parallel: usize,
+    /// Sample only candidates within the search config's limits (on its board):
+    /// the ranking a search under those limits depends on.
+    #[serde(default)]
+    pub feasible_only: bool,
 }
 
 fn two() -> usize {
@@ -162,22 +166,53 @@ pub fn sample_candidates(
     n: usize,
     seed: u64,
 ) -> Result<Vec<Candidate>, SearchError> {
+    sample_candidates_where(space, data, n, seed, &|_| true)
+}
+
+/// Samples up to `n` distinct candidates of `space` at `data` that `keep` accepts:
+/// all of them when the space at `data` has at most 4,096 members, else seeded draws.
+///
+/// # Errors
+/// [`SearchError::Config`] when the data configuration is not in the space.
+pub fn sample_candidates_where(
+    space: &MbSpace,
+    data: DataConfig,
+    n: usize,
+    seed: u64,
+    keep: &dyn Fn(&Candidate) -> bool,
+) -> Result<Vec<Candidate>, SearchError> {
     let fixed = space.with_fixed_data(data).map_err(|e| SearchError::Config {
         field: "fidelity.data".into(),
         value: data.to_string(),
         reason: e.to_string(),
     })?;
-    let want = (n as u128).min(fixed.cardinality()) as usize;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    if let Some(all) = fixed.enumerate(4096) {
+        // small: every accepted member, then a seeded pick of n
+        let mut ok = Vec::new();
+        for g in all {
+            let c = fixed.candidate(&g).map_err(SearchError::Genome)?;
+            if keep(&c) {
+                ok.push(c);
+            }
+        }
+        let pick = rand::seq::index::sample(&mut rng, ok.len(), n.min(ok.len()));
+        let mut idx: Vec<usize> = pick.into_iter().collect();
+        idx.sort_unstable();
+        return Ok(idx.into_iter().map(|i| ok[i].clone()).collect());
+    }
+    let want = (n as u128).min(fixed.cardinality()) as usize;
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     let mut tries = 0;
-    while out.len() < want && tries < 100 * n.max(1) {
+    while out.len() < want && tries < 1000 * n.max(1) {
         tries += 1;
         let g = fixed.sample(&mut rng);
         if seen.insert(g.0.clone()) {
             let c = fixed.candidate(&g).map_err(SearchError::Genome)?;
-            out.push(c);
+            if keep(&c) {
+                out.push(c);
+            }
         }
     }
     Ok(out)
@@ -260,7 +295,7 @@ mod training {
     use danas_train::{EvalConfig, Supernet, SupernetTraining, TrainConfig};
 
     use super::{
-        FidelityPlan, FidelityReport, FidelityRow, Score, SupernetRun, agreement, check_plan, sample_candidates,
+        FidelityPlan, FidelityReport, FidelityRow, Score, SupernetRun, agreement, check_plan, sample_candidates_where,
         shared_data_config,
     };
     use crate::SearchError;
@@ -366,12 +401,25 @@ mod training {
         plan: &FidelityPlan,
         progress: &mut dyn FnMut(&str),
     ) -> Result<FidelityReport, SearchError> {
-        cfg.validate()?;
         check_plan(plan)?;
-        let space = cfg.build_space()?;
+        let checked = cfg.check()?;
+        let space = checked.space.clone();
+        let source = cfg.open_data()?;
+        let gate = checked.gate(source.classes());
+        let keep = |c: &Candidate| {
+            !plan.feasible_only || crate::CostGate::assess(&gate, c).is_ok_and(|a| a.feasibility.is_feasible())
+        };
         let mut cands = Vec::new();
         for (i, &d) in plan.data.iter().enumerate() {
-            cands.extend(sample_candidates(&space, d, plan.candidates, plan.seed.wrapping_add(i as u64))?);
+            let seed = plan.seed.wrapping_add(i as u64);
+            cands.extend(sample_candidates_where(&space, d, plan.candidates, seed, &keep)?);
+        }
+        if cands.len() < 2 {
+            return Err(SearchError::Config {
+                field: "candidates".into(),
+                value: cands.len().to_string(),
+                reason: "fewer than 2 candidates to rank (none within the limits?)".into(),
+            });
         }
         let train = TrainConfig { seed: plan.seed, ..cfg.train_config() };
         let eval = EvalConfig { seed: plan.seed, ..cfg.eval_config() };
@@ -387,8 +435,7 @@ mod training {
             }),
             ..eval.clone()
         };
-        let b =
-            Bench { plan, space, source: cfg.open_data()?, train, plain: EvalConfig { finetune: None, ..eval }, tuned };
+        let b = Bench { plan, space, source, train, plain: EvalConfig { finetune: None, ..eval }, tuned };
         let mut methods = Vec::new();
         let mut columns: Vec<Vec<Score>> = Vec::new();
         let mut supernets = Vec::new();

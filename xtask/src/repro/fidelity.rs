@@ -40,6 +40,9 @@ pub(super) struct Fidelity {
     /// Also a short retraining of this many steps.
     #[serde(default)]
     short_steps: Option<u64>,
+    /// Only candidates within the limits of the `search` table (`ram_kib`, `flash_kib`, `mcu`).
+    #[serde(default)]
+    feasible_only: bool,
     seeds: u64,
     #[serde(default)]
     search: toml::Table,
@@ -114,6 +117,9 @@ impl Fidelity {
         if let Some(n) = self.short_steps {
             args.extend(["--short-steps".into(), n.to_string()]);
         }
+        if self.feasible_only {
+            args.push("--feasible-only".into());
+        }
         let status = ctx.danas().args(&args).stdout(Stdio::null()).status()?;
         if !status.success() {
             bail!("danas {} failed", args.join(" "));
@@ -123,7 +129,7 @@ impl Fidelity {
 
     fn report(&self, ctx: &Ctx, o: &Opts, reports: &[FidelityReport]) -> Result<()> {
         let intro = format!(
-            "{} candidates per data configuration sampled (seeded) from `{}` at `{}` on `{}`, each \
+            "{} candidates per data configuration sampled (seeded) from `{}`{} at `{}` on `{}`, each \
              scored from supernets (weights sliced out, BatchNorm recalibrated at the candidate's own \
              data configuration), from the same with fine-tuning of a copy{}, and trained from \
              scratch for {} steps; all scores on the validation split. Ranking fidelity against the \
@@ -133,6 +139,7 @@ impl Fidelity {
              from-scratch accuracy lost by taking each method's top pick (*regret*).",
             self.candidates,
             self.space,
+            if self.feasible_only { " within the search's limits" } else { "" },
             self.data_configs,
             self.data,
             self.short_steps.map(|s| format!(", by a short retraining of {s} steps")).unwrap_or_default(),

@@ -32,8 +32,16 @@ use self::fidelity::Fidelity;
 use self::optimizers::Optimizers;
 
 /// Known experiments.
-pub const EXPERIMENTS: [&str; 5] =
-    ["data-vs-hw", "supernet-vs-scratch", "supernet-training", "optimizers", "cost-model"];
+pub const EXPERIMENTS: [&str; 8] = [
+    "data-vs-hw",
+    "supernet-vs-scratch",
+    "supernet-training",
+    "ranking",
+    "ranking-fashion",
+    "ranking-tight",
+    "optimizers",
+    "cost-model",
+];
 
 /// The command line of one reproduction.
 struct Opts {
@@ -116,7 +124,9 @@ pub fn repro(root: &Path, args: &[String]) -> Result<()> {
     let what = format!("{}.toml [{}]", o.experiment, o.scale);
     match o.experiment.as_str() {
         "data-vs-hw" => DataVsHw::run(root, &o, typed(table, &what)?),
-        "supernet-vs-scratch" | "supernet-training" => Fidelity::run(root, &o, typed(table, &what)?),
+        "supernet-vs-scratch" | "supernet-training" | "ranking" | "ranking-fashion" | "ranking-tight" => {
+            Fidelity::run(root, &o, typed(table, &what)?)
+        }
         "optimizers" => Optimizers::run(root, &o, typed(table, &what)?),
         _ => CostModel::run(root, &o, typed(table, &what)?),
     }
@@ -441,7 +451,9 @@ mod tests {
                 let what = format!("{e} {scale}");
                 let ok = match e {
                     "data-vs-hw" => typed::<DataVsHw>(t, &what).map(|_| ()),
-                    "supernet-vs-scratch" | "supernet-training" => typed::<Fidelity>(t, &what).map(|_| ()),
+                    "supernet-vs-scratch" | "supernet-training" | "ranking" | "ranking-fashion" | "ranking-tight" => {
+                        typed::<Fidelity>(t, &what).map(|_| ())
+                    }
                     "optimizers" => typed::<Optimizers>(t, &what).map(|_| ()),
                     _ => typed::<CostModel>(t, &what).map(|_| ()),
                 };
