@@ -112,10 +112,20 @@ pub fn accuracy_at(t: &TrialRecord, r: u32) -> Option<f64> {
 
 /// Where a completed trial stands; `None` for a trial without a proxy accuracy.
 pub fn standing(t: &TrialRecord) -> Option<Standing> {
+    standing_at(t, f64::INFINITY)
+}
+
+/// Where a completed trial stood at study second `until` (its rungs finished by
+/// then); `None` for a trial without a proxy accuracy or not finished by then.
+pub fn standing_at(t: &TrialRecord, until: f64) -> Option<Standing> {
     let proxy = accuracy_at(t, 0)?;
+    if t.elapsed_at.is_some_and(|e| e > until) {
+        return None;
+    }
     let top = t
         .rungs
         .iter()
+        .filter(|x| x.elapsed_at <= until)
         .filter_map(|x| x.metrics.value(ACC).map(|a| (x.rung, a)))
         .max_by_key(|(r, _)| *r)
         .map_or(Standing { rung: 0, accuracy: proxy }, |(rung, accuracy)| Standing { rung, accuracy });

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 use danas_search::TrialStatus;
+use danas_search::halving::standing_at;
+use danas_search::report::TrialRow;
 use danas_search::stats::mean_std;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Ctx, FinalTrainer, Opts, candidate, pct, read_trials, root_path, run_pool, s, seconds, table_head};
+use super::{Ctx, FinalTrainer, Opts, candidate, pct, read_records, root_path, run_pool, s, seconds, table_head};
 use crate::plot::{Figure, Series, draw};
 
 /// The settings of `repro/data-vs-hw.toml` at one scale.
@@ -220,34 +222,37 @@ impl DataVsHw {
         };
         let mut raw = Vec::new();
         for (l, mode, seed, dir) in &runs {
-            let trials = if dir.join("trials.csv").is_file() { read_trials(dir)? } else { Vec::new() };
+            let records = if dir.join("trials.csv").is_file() { read_records(dir)? } else { Vec::new() };
+            let trials: Vec<TrialRow> = records.iter().map(TrialRow::from_record).collect();
             let count = |status: TrialStatus| trials.iter().filter(|t| t.status == status).count();
             for (b, &bs) in cfg.budgets.iter().zip(&budgets) {
-                let best = trials
+                // the best within the limits by its standing at this budget: the highest rung
+                // of successive halving it had reached by then, its accuracy there
+                let best = records
                     .iter()
-                    .filter(|t| t.status == TrialStatus::Complete && t.elapsed_at.is_some_and(|e| e <= bs + 1e-6))
-                    .filter(|t| {
+                    .zip(&trials)
+                    .filter(|(_, t)| {
                         t.arena_bytes.is_some_and(|a| a <= l[0] * 1024.0)
                             && t.flash_bytes.is_some_and(|f| f <= l[1] * 1024.0)
                     })
-                    .filter(|t| t.val_accuracy.is_some())
-                    .max_by(|a, b| {
-                        a.val_accuracy
-                            .unwrap_or(0.0)
-                            .total_cmp(&b.val_accuracy.unwrap_or(0.0))
+                    .filter_map(|(r, t)| standing_at(r, bs + 1e-6).map(|s| (s, t)))
+                    .max_by(|(sa, a), (sb, b)| {
+                        sa.key()
+                            .total_cmp(&sb.key())
                             .then(b.arena_bytes.unwrap_or(0.0).total_cmp(&a.arena_bytes.unwrap_or(0.0)))
                     });
-                let (val, test, cand) = match best {
-                    Some(t) => {
+                let (val, key, rung, test, cand) = match best {
+                    Some((s, t)) => {
                         eprintln!("  final training of {} (seed {seed})", candidate(t));
                         let (_, test) = trainer.train(t, *seed)?;
-                        (t.val_accuracy, Some(test), Some(candidate(t)))
+                        (t.val_accuracy, Some(s.key()), Some(s.rung), Some(test), Some(candidate(t)))
                     }
-                    None => (None, None, None),
+                    None => (None, None, None, None, None),
                 };
                 raw.push(json!({
                     "limits_kib": l, "mode": mode_name(mode.as_deref()), "seed": seed, "budget": b, "budget_s": bs,
                     "best_val_accuracy": val, "test_accuracy": test, "chosen": cand,
+                    "selection_key": key, "selected_rung": rung,
                     "trials": trials.len(),
                     "evaluated": count(TrialStatus::Complete),
                     "infeasible": count(TrialStatus::Infeasible),
@@ -385,7 +390,7 @@ fn verify(out: &Path, cfg: &DataVsHw) -> Result<()> {
                             bail!("{k} {v} out of range in {r}");
                         }
                     }
-                    if let Some(v) = r["best_val_accuracy"].as_f64() {
+                    if let Some(v) = r["selection_key"].as_f64().or_else(|| r["best_val_accuracy"].as_f64()) {
                         if v + 1e-12 < prev {
                             bail!("best accuracy fell with a larger budget in {}", dir.display());
                         }

@@ -302,10 +302,14 @@ fn run_pool(jobs: Vec<(String, Command)>, n: usize) -> Result<Vec<(String, bool,
 
 /// Every trial of the study in `dir`, in id order, flattened as its `trials.csv` shows them.
 fn read_trials(dir: &Path) -> Result<Vec<TrialRow>> {
+    Ok(read_records(dir)?.iter().map(TrialRow::from_record).collect())
+}
+
+/// Every trial of the study in `dir`, as journaled (with its rungs of successive halving).
+fn read_records(dir: &Path) -> Result<Vec<danas_search::TrialRecord>> {
     let path = dir.join(STUDY_FILE);
     let journal = Journal::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    let trials = journal.trials().with_context(|| format!("cannot read the trials of {}", path.display()))?;
-    Ok(trials.iter().map(TrialRow::from_record).collect())
+    journal.trials().with_context(|| format!("cannot read the trials of {}", path.display()))
 }
 
 /// A trial's candidate as one line, e.g. `96/rgb <architecture>`.
