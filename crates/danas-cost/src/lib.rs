@@ -198,7 +198,10 @@ fn summarize(ws: &mut Workspace, profile: &Profile, model_bytes: Option<u64>) ->
     let params = net.descs.iter().map(|d| d.params).sum();
     let model_bytes = model_bytes.unwrap_or_else(|| net.stats.model_bytes());
     let cycles: f64 = net.descs.iter().filter_map(|d| op_cycles(d, profile)).sum();
-    let tail = net.stats.tail_bytes(profile.pointer_bytes, planned.scratch_buffers);
+    // The reference kernels' scratch handles are part of their ops' fitted tail.
+    let reference_scratch = net.descs.iter().flat_map(|d| d.scratch_ref).filter(|&s| s > 0).count() as u64;
+    let extra_scratch = planned.scratch_buffers.saturating_sub(reference_scratch);
+    let tail = net.stats.tail_bytes(profile.pointer_bytes, extra_scratch);
     Cost {
         macs,
         params,

@@ -33,15 +33,53 @@ pub(crate) struct OpDesc {
     pub scratch_cmsis: u64,
 }
 
-/// Numbers that feed the flatbuffer size estimate.
+/// Numbers that feed the flatbuffer size estimate and the arena tail.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ModelStats {
     pub const_bytes: u64,
     pub tensors: u64,
     pub quant_params: u64,
     pub ops: u64,
-    /// Output channels of conv / depthwise / FC ops (per-channel runtime data).
+    /// Operators per kind, for the arena tail.
+    pub op_kinds: OpKinds,
+    /// Output channels of conv and depthwise ops (per-channel runtime data).
     pub channels: u64,
+    /// Subgraph inputs and outputs, and how many of them are quantised.
+    pub io_tensors: u64,
+    pub io_quantized: u64,
+}
+
+/// How many operators of each kind a model has: TFLM keeps different runtime data
+/// (OpData, builtin options) per kind in the arena tail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct OpKinds {
+    pub conv: u64,
+    pub depthwise: u64,
+    pub add: u64,
+    pub mean: u64,
+    pub fc: u64,
+    pub softmax: u64,
+    pub other: u64,
+}
+
+impl OpKinds {
+    /// Tail bytes of the ops' OpData and builtin options for `p`-byte pointers.
+    ///
+    /// Fitted on the 64-bit host build of TFLM (reference kernels; `cargo xtask repro
+    /// arena`, residual under 50 B per model): conv 95 B, depthwise 131 B, add 73 B,
+    /// mean 117 B, fully connected 112 B, softmax 97 B. The int32 fields do not change
+    /// with the pointer size; conv and depthwise OpData hold two pointers (their
+    /// per-channel multiplier and shift arrays). Kinds TFLM was not measured on are
+    /// counted like a fully connected op.
+    fn tail_bytes(&self, p: u64) -> u64 {
+        self.conv * (79 + 2 * p)
+            + self.depthwise * (115 + 2 * p)
+            + self.add * 73
+            + self.mean * 117
+            + self.fc * 112
+            + self.softmax * 97
+            + self.other * 112
+    }
 }
 
 impl ModelStats {
@@ -54,13 +92,29 @@ impl ModelStats {
         self.const_bytes + 12 * self.quant_params + 267 * self.tensors + 500
     }
 
-    /// Estimated TFLM arena tail (persistent runtime data) for `pointer_bytes`.
-    pub fn tail_bytes(&self, pointer_bytes: u32, scratch_buffers: u64) -> u64 {
+    /// Estimated TFLM arena tail (persistent runtime data) for `pointer_bytes`, with
+    /// `extra_scratch` scratch buffers beyond the reference kernels' (one handle each).
+    ///
+    /// Per tensor a `TfLiteEvalTensor` (data and dims pointers, type); per op a node and
+    /// its registration (eight pointer-sized fields) and its kind's OpData and options
+    /// ([`OpKinds`]); per conv and depthwise output channel a multiplier and a shift
+    /// (2 × int32); per subgraph input or output a persistent `TfLiteTensor` (eight
+    /// pointer-sized fields) and, when quantised, its quantisation record (four); and a
+    /// fixed part (interpreter and subgraph bookkeeping; 506 B on the host, assumed to be
+    /// 32 pointers and 250 B of int fields). Checked against TFLM's recorded tail on the
+    /// host (`cargo xtask repro arena`); 32-bit targets follow the same structure with
+    /// 4-byte pointers, which no TFLM run here checks.
+    pub fn tail_bytes(&self, pointer_bytes: u32, extra_scratch: u64) -> u64 {
         let p = u64::from(pointer_bytes);
-        // per tensor: TfLiteEvalTensor (data, dims, type); per op: node + registration +
-        // builtin options + op data; per output channel: multiplier and shift (2 × int32).
         let eval_tensor = 2 * p + p.max(4);
-        64 * p + self.tensors * eval_tensor + self.ops * (24 * p + 48) + self.channels * 8 + scratch_buffers * (p + 8)
+        250 + 32 * p
+            + self.tensors * eval_tensor
+            + self.ops * 8 * p
+            + self.op_kinds.tail_bytes(p)
+            + self.channels * 8
+            + self.io_tensors * 8 * p
+            + self.io_quantized * 4 * p
+            + extra_scratch * p
     }
 }
 
@@ -199,11 +253,15 @@ pub(crate) fn from_graph(g: &Graph) -> Result<Net, CostError> {
                     Padding::Valid => (0, 0),
                 };
                 st.channels += u64::from(cout);
+                if *groups > 1 && *groups == cin {
+                    st.op_kinds.depthwise += 1;
+                } else {
+                    st.op_kinds.conv += 1;
+                }
                 conv_desc(*kernel, *stride, *groups, cin, cout, (ho, wo), pad, params)
             }
-            (OpKind::FullyConnected { .. }, Some(_), Some(y)) => {
-                let cout = y.shape.last().copied().unwrap_or(1) as u64;
-                st.channels += cout;
+            (OpKind::FullyConnected { .. }, Some(_), Some(_)) => {
+                st.op_kinds.fc += 1;
                 let weights: u64 = op
                     .inputs
                     .iter()
@@ -214,9 +272,11 @@ pub(crate) fn from_graph(g: &Graph) -> Result<Net, CostError> {
                 OpDesc { class: OpClass::Fc, macs: weights, params, elements: 0, scratch_ref: [0; 3], scratch_cmsis: 0 }
             }
             (OpKind::GlobalAvgPool, Some(x), Some(_)) => {
+                st.op_kinds.mean += 1;
                 mean_desc(out_elems, in_elems, x.shape.len() as u64, 2, x.dtype.size() <= 2 && x.quant_params > 0)
             }
             (OpKind::Mean, Some(x), Some(_)) => {
+                st.op_kinds.mean += 1;
                 let axes = op
                     .inputs
                     .get(1)
@@ -226,14 +286,26 @@ pub(crate) fn from_graph(g: &Graph) -> Result<Net, CostError> {
                 mean_desc(out_elems, in_elems, x.shape.len() as u64, axes, x.dtype.size() <= 2 && x.quant_params > 0)
             }
             (OpKind::Add { .. } | OpKind::AvgPool2d { .. } | OpKind::MaxPool2d { .. } | OpKind::Softmax, _, _) => {
+                match op.kind {
+                    OpKind::Add { .. } => st.op_kinds.add += 1,
+                    OpKind::Softmax => st.op_kinds.softmax += 1,
+                    _ => st.op_kinds.other += 1,
+                }
                 simple_desc(OpClass::Elementwise, in_elems.max(out_elems))
             }
-            _ => simple_desc(OpClass::Other, 0),
+            _ => {
+                st.op_kinds.other += 1;
+                simple_desc(OpClass::Other, 0)
+            }
         };
         net.push_op(&acts(&op.inputs), &acts(&op.outputs), desc);
     }
     net.inputs = acts(&g.inputs);
     net.outputs = acts(&g.outputs);
+    for &i in g.inputs.iter().chain(&g.outputs) {
+        st.io_tensors += 1;
+        st.io_quantized += u64::from(g.tensors[i].quant_params > 0);
+    }
     net.stats = st;
     Ok(net)
 }
@@ -275,6 +347,11 @@ pub(crate) fn from_blueprint(bp: &Blueprint, precision: Precision, net: &mut Net
         st.quant_params += 2 * q(co);
         st.ops += 1;
         st.channels += co;
+        if l.groups > 1 {
+            st.op_kinds.depthwise += 1;
+        } else {
+            st.op_kinds.conv += 1;
+        }
         let y = add_act(net, st, u64::from(l.out_hw.0) * u64::from(l.out_hw.1) * co, 4);
         let pad = (same_padding(l.in_hw.0, l.kernel, l.stride).1, same_padding(l.in_hw.1, l.kernel, l.stride).1);
         let d =
@@ -294,6 +371,7 @@ pub(crate) fn from_blueprint(bp: &Blueprint, precision: Precision, net: &mut Net
             let elems = u64::from(b.out_hw.0) * u64::from(b.out_hw.1) * u64::from(b.out_ch);
             let y = add_act(net, &mut st, elems, 4);
             st.ops += 1;
+            st.op_kinds.add += 1;
             net.push_op(&[block_in, x], &[y], simple_desc(OpClass::Elementwise, elems));
             x = y;
         }
@@ -306,6 +384,7 @@ pub(crate) fn from_blueprint(bp: &Blueprint, precision: Precision, net: &mut Net
     let last_elems = net.act_bytes[x as usize] / a;
     let pooled = add_act(net, &mut st, feat, 2);
     st.ops += 1;
+    st.op_kinds.mean += 1;
     net.push_op(&[x], &[pooled], mean_desc(feat, last_elems, 4, 2, qz));
     // FC weights and bias
     st.tensors += 2;
@@ -313,7 +392,7 @@ pub(crate) fn from_blueprint(bp: &Blueprint, precision: Precision, net: &mut Net
     st.quant_params += 2 * q(1);
     let logits = add_act(net, &mut st, classes, 2);
     st.ops += 1;
-    st.channels += classes;
+    st.op_kinds.fc += 1;
     net.push_op(
         &[pooled],
         &[logits],
@@ -328,6 +407,9 @@ pub(crate) fn from_blueprint(bp: &Blueprint, precision: Precision, net: &mut Net
     );
     let probs = add_act(net, &mut st, classes, 2);
     st.ops += 1;
+    st.op_kinds.softmax += 1;
+    st.io_tensors = 2;
+    st.io_quantized = if qz { 2 } else { 0 };
     net.push_op(&[logits], &[probs], simple_desc(OpClass::Elementwise, classes));
     net.outputs.push(probs);
     net.stats = st;

@@ -90,6 +90,10 @@ fn int8_exports_run_in_tflm_and_match_the_reference_evaluator() {
         let head = probe["head"].as_u64().unwrap_or_else(|| panic!("{}: {probe}", path.display()));
         let est = estimate_tflite(&read_tflite_file(&path).unwrap(), &host).unwrap();
         assert_eq!(est.tflm_head_bytes, head, "{}: arena head, danas vs TFLM", path.display());
+        // The whole arena (head + tail), what firmware sets: within 1 %.
+        let total = probe["total"].as_u64().unwrap();
+        let rel = (est.arena_bytes as f64 - total as f64).abs() / total as f64;
+        assert!(rel < 0.01, "{}: arena {} vs TFLM {total}", path.display(), est.arena_bytes);
 
         // Outputs: TFLM against danas's int8 evaluator.
         let inputs: Vec<Vec<i8>> = (0..12).map(|_| rng.image(per)).collect();

@@ -2,7 +2,8 @@
 """Run .tflite models through the real TFLM interpreter (PyPI `tflite-micro`) and print the
 arena allocation it recorded, one JSON object per model on stdout:
 
-    {"file": "m.tflite", "head": 12345, "tail": 6789, "total": 19134}
+    {"file": "m.tflite", "head": 12345, "tail": 6789, "total": 19134,
+     "tail_parts": {"NodeAndRegistration struct": {"bytes": 1216, "count": 19}, ...}}
 
 or {"file": ..., "error": "..."} when the model could not be run.
 
@@ -43,6 +44,12 @@ def probe(path, arena):
         m = re.search(r"Arena allocation %s (\d+) bytes" % key, text)
         if m:
             found[key] = int(m.group(1))
+    # the recorded tail categories, e.g. 'NodeAndRegistration struct' used 1216 bytes ...
+    parts = {}
+    for name, used, count in re.findall(r"'([^']+)' used (\d+) bytes .*? for (\d+) ", text):
+        parts[name] = {"bytes": int(used), "count": int(count)}
+    if parts:
+        found["tail_parts"] = parts
     if proc.returncode != 0 or "head" not in found:
         return {"file": path, "error": "exit %d: %s" % (proc.returncode, text.strip()[-2000:])}
     found["file"] = path

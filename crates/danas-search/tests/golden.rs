@@ -1,10 +1,16 @@
-//! Behaviour pinned by studies recorded before the typed-trial-pipeline change
-//! (commit 7491892, study format 2), with the real cost gate and a synthetic
-//! evaluator: the same seed gives the same trials and the same output files, and
-//! an old study is migrated and resumes to what an uninterrupted run gives.
+//! Behaviour pinned by recorded studies, with the real cost gate and a synthetic
+//! evaluator: the same seed gives the same trials and the same output files, an
+//! interrupted study resumes to what an uninterrupted run gives, and a study of the
+//! old format 2 is migrated and resumes.
 //!
-//! `DANAS_RECORD_GOLDEN=1 cargo test -p danas-search --test golden` rewrites the
-//! fixtures; do that only for an intended change of behaviour, and say so.
+//! `tests/fixtures/golden` was recorded before the typed-trial-pipeline change (commit
+//! 7491892) and re-recorded, unchanged in every other respect, when the arena tail
+//! became a per-op-kind model (issue 19: every trial's `arena_bytes` changed, and with
+//! the 24 KiB limit which candidates fit). `tests/fixtures/golden-format2` keeps the
+//! interrupted format-2 studies of the first recording.
+//!
+//! `DANAS_RECORD_GOLDEN=1 cargo test -p danas-search --test golden` rewrites
+//! `golden`; do that only for an intended change of behaviour, and say so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -97,6 +103,10 @@ fn search(dir: &Path, strategy: &str, top_k: usize) -> Search {
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden")
+}
+
+fn format2_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-format2")
 }
 
 /// A trial without its clock readings.
@@ -200,7 +210,7 @@ fn same_seed_same_trials_and_outputs_as_before() {
 }
 
 #[test]
-fn an_old_study_resumes_to_the_uninterrupted_result() {
+fn an_interrupted_study_resumes_to_the_uninterrupted_result() {
     if std::env::var_os("DANAS_RECORD_GOLDEN").is_some() {
         return;
     }
@@ -211,9 +221,6 @@ fn an_old_study_resumes_to_the_uninterrupted_result() {
         let before = journal_trials(dir.path());
         assert!(before.len() < TRIALS as usize, "{strategy}: the recorded study was not interrupted");
         let s = search(dir.path(), strategy, TOP_K).resume().unwrap();
-        let j = danas_search::Journal::open_read_only(&dir.path().join(STUDY_FILE)).unwrap();
-        assert_eq!(j.meta("format").unwrap().as_deref(), Some("3"), "{strategy}: the study was not migrated");
-        assert!(j.events().unwrap().iter().any(|(_, kind, msg)| kind == "migrate" && msg.contains("2 -> 3")));
         let now: Vec<_> = s.trials.iter().map(timeless).collect();
         let unfinalised: Vec<_> = now[..before.len()].iter().map(without_final_stage).collect();
         let before: Vec<_> = before.iter().map(without_final_stage).collect();
@@ -225,5 +232,34 @@ fn an_old_study_resumes_to_the_uninterrupted_result() {
             serde_json::from_str::<serde_json::Value>(&read(&base.join("full/pareto.json"))).unwrap(),
             "{strategy}: pareto.json of the resumed study differs"
         );
+    }
+}
+
+/// A format-2 study (recorded before the typed trial pipeline, with the old arena
+/// tail) is migrated on open, keeps its finished trials as they were, and resumes to
+/// the full budget with every trial once.
+#[test]
+fn an_old_format_study_is_migrated_and_resumes() {
+    if std::env::var_os("DANAS_RECORD_GOLDEN").is_some() {
+        return;
+    }
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&format2_fixtures().join(strategy), dir.path());
+        let before = journal_trials(dir.path());
+        assert!(before.len() < TRIALS as usize, "{strategy}: the recorded study was not interrupted");
+        let s = search(dir.path(), strategy, TOP_K).resume().unwrap();
+        let j = danas_search::Journal::open_read_only(&dir.path().join(STUDY_FILE)).unwrap();
+        assert_eq!(j.meta("format").unwrap().as_deref(), Some("3"), "{strategy}: the study was not migrated");
+        assert!(j.events().unwrap().iter().any(|(_, kind, msg)| kind == "migrate" && msg.contains("2 -> 3")));
+        let now: Vec<_> = s.trials.iter().map(timeless).collect();
+        let unfinalised: Vec<_> = now[..before.len()].iter().map(without_final_stage).collect();
+        let before: Vec<_> = before.iter().map(without_final_stage).collect();
+        assert_eq!(unfinalised, before, "{strategy}: resuming changed finished trials");
+        let evaluated = now.iter().filter(|t| matches!(t["status"].as_str(), Some("complete" | "failed"))).count();
+        assert_eq!(evaluated as u64, TRIALS, "{strategy}: the resumed study did not reach its budget");
+        let ids: std::collections::BTreeSet<_> = now.iter().map(|t| t["id"].as_u64().unwrap()).collect();
+        assert_eq!(ids.len(), now.len(), "{strategy}: a trial id appears twice");
+        assert!(dir.path().join("pareto.json").is_file(), "{strategy}: no pareto.json after resuming");
     }
 }

@@ -12,6 +12,7 @@
 //! process pool, the final training of a chosen system); each experiment has its own
 //! file.
 
+mod arena;
 mod cost_model;
 mod data_vs_hw;
 mod fidelity;
@@ -26,13 +27,14 @@ use danas_search::{Budget, Journal, STUDY_FILE};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use self::arena::Arena;
 use self::cost_model::CostModel;
 use self::data_vs_hw::DataVsHw;
 use self::fidelity::Fidelity;
 use self::optimizers::Optimizers;
 
 /// Known experiments.
-pub const EXPERIMENTS: [&str; 8] = [
+pub const EXPERIMENTS: [&str; 9] = [
     "data-vs-hw",
     "supernet-vs-scratch",
     "supernet-training",
@@ -41,6 +43,7 @@ pub const EXPERIMENTS: [&str; 8] = [
     "ranking-tight",
     "optimizers",
     "cost-model",
+    "arena",
 ];
 
 /// The command line of one reproduction.
@@ -128,6 +131,7 @@ pub fn repro(root: &Path, args: &[String]) -> Result<()> {
             Fidelity::run(root, &o, typed(table, &what)?)
         }
         "optimizers" => Optimizers::run(root, &o, typed(table, &what)?),
+        "arena" => Arena::run(root, &o, typed(table, &what)?),
         _ => CostModel::run(root, &o, typed(table, &what)?),
     }
 }
@@ -459,6 +463,7 @@ mod tests {
                         typed::<Fidelity>(t, &what).map(|_| ())
                     }
                     "optimizers" => typed::<Optimizers>(t, &what).map(|_| ()),
+                    "arena" => typed::<Arena>(t, &what).map(|_| ()),
                     _ => typed::<CostModel>(t, &what).map(|_| ()),
                 };
                 assert!(ok.is_ok(), "{what}: {ok:?}");
