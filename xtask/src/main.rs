@@ -97,7 +97,15 @@ fn setup(root: &Path) -> Result<Env> {
             run(&mut c)
         };
         apt(&["update", "-q"])?;
-        apt(&["install", "-y", "-q", "dataset-fashion-mnist", "chromium"])?;
+        apt(&["install", "-y", "-q", "dataset-fashion-mnist", "chromium", "postgresql"])?;
+    } else if pg_bin().is_none() {
+        let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+        for args in [&["update", "-q"][..], &["install", "-y", "-q", "postgresql"][..]] {
+            let mut all: Vec<&str> = sudo.to_vec();
+            all.push("apt-get");
+            all.extend_from_slice(args);
+            run(Command::new(all[0]).args(&all[1..]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        }
     }
     vars.push(("DANAS_FASHION_MNIST".into(), FASHION_MNIST.into()));
     vars.push(("DANAS_CHROMIUM".into(), CHROMIUM.into()));
@@ -122,6 +130,73 @@ fn python_venv(venv: &Path, modules: &str, packages: &[&str]) -> Result<PathBuf>
     Ok(py)
 }
 
+/// The directory of Debian's PostgreSQL server binaries (`initdb`, `pg_ctl`), newest first.
+fn pg_bin() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|d| d.join("pg_ctl").is_file() && d.join("initdb").is_file())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// A throwaway PostgreSQL server on loopback, its data in a temp directory; stopped
+/// and removed on drop. As root, the server runs as Debian's `postgres` user (it
+/// refuses to run as root).
+struct PgServer {
+    bin: PathBuf,
+    dir: PathBuf,
+    url: String,
+}
+
+impl PgServer {
+    fn start() -> Result<Self> {
+        let bin =
+            pg_bin().context("no PostgreSQL server binaries in /usr/lib/postgresql (apt-get install postgresql)")?;
+        let dir = std::env::temp_dir().join(format!("danas-pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let as_owner = |program: PathBuf| -> Command {
+            if is_root() {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(program);
+                c
+            } else {
+                Command::new(program)
+            }
+        };
+        if is_root() {
+            run(Command::new("chown").args(["postgres"]).arg(&dir))?;
+        }
+        let data = dir.join("data");
+        run(as_owner(bin.join("initdb")).arg("-D").arg(&data).args(["-A", "trust", "-U", "danas", "-E", "UTF8"]))?;
+        let port = 20000 + std::process::id() % 20000;
+        let opts = format!("-c listen_addresses=127.0.0.1 -p {port} -k {}", dir.display());
+        run(as_owner(bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-o", &opts, "-l"])
+            .arg(dir.join("server.log"))
+            .args(["-w", "start"]))?;
+        Ok(Self { bin, dir, url: format!("postgres://danas@127.0.0.1:{port}/postgres") })
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let mut c = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join("pg_ctl"));
+            c
+        } else {
+            Command::new(self.bin.join("pg_ctl"))
+        };
+        let _ = c.arg("-D").arg(self.dir.join("data")).args(["-m", "fast", "-w", "stop"]).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
@@ -130,6 +205,9 @@ fn ci(root: &Path) -> Result<()> {
     let mut env = setup(root)?;
     // Tests that need the packages above fail instead of skipping.
     env.vars.push(("CI".into(), "1".into()));
+    // A real PostgreSQL server for the shared-study tests, stopped when CI ends.
+    let pg = PgServer::start()?;
+    env.vars.push(("DANAS_POSTGRES_URL".into(), pg.url.clone()));
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     let mut test = cargo();

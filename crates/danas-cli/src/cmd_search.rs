@@ -1,4 +1,4 @@
-//! `danas search`, `danas resume DIR` and `danas report DIR`.
+//! `danas search`, `danas resume DIR`, `danas report DIR` and `danas worker`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -78,18 +78,20 @@ pub struct Args {
     /// Score candidates by the accuracy of their int8 model (as deployed) instead of the float network's.
     #[arg(long)]
     pub int8_eval: bool,
-    /// Supernet training: full (the paper) or sandwich.
+    /// Supernet training: sandwich (the default: ranks across data configurations) or full (the paper).
     #[arg(long, alias = "supernet-strategy")]
     pub supernet_mode: Option<danas_search::config::SupernetMode>,
     /// One supernet for every data configuration, trained on all of them in turn.
     #[arg(long)]
     pub shared_supernet: Option<bool>,
-    /// Selection: `proxy` (the supernet's score alone) or `halving` (successive halving above it).
+    /// Selection: `halving` (the default: successive halving above the supernet's score) or `proxy` (the score alone, the paper).
     #[arg(long)]
     pub selection: Option<danas_search::config::SelectionMode>,
     /// Results directory (default: a new dated folder under `results/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -98,11 +100,36 @@ pub struct Args {
     pub json: bool,
 }
 
+/// Where a shared study lives (`--storage postgres://… --study NAME`); without them the
+/// study is `DIR/study.sqlite`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StorageArgs {
+    /// A PostgreSQL database (`postgres://user@host[:port]/db`) holding the study, so that
+    /// workers (`danas worker`) on any machine do its training and evaluations.
+    #[arg(long, requires = "study")]
+    pub storage: Option<String>,
+    /// The study's name in the database (a-z, 0-9, _).
+    #[arg(long, requires = "storage")]
+    pub study: Option<String>,
+}
+
+impl StorageArgs {
+    /// The storage, when both flags are given.
+    pub fn get(&self) -> anyhow::Result<Option<danas_search::Storage>> {
+        match (&self.storage, &self.study) {
+            (Some(url), Some(study)) => Ok(Some(danas_search::Storage::new(url, study).map_err(input)?)),
+            _ => Ok(None),
+        }
+    }
+}
+
 /// Arguments of `danas resume`.
 #[derive(clap::Args, Debug)]
 pub struct ResumeArgs {
     /// The results directory of the study.
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub storage: StorageArgs,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -116,6 +143,8 @@ pub struct ResumeArgs {
 pub struct ReportArgs {
     /// The results directory of the study.
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 fn input(e: SearchError) -> anyhow::Error {
@@ -127,6 +156,7 @@ fn input(e: SearchError) -> anyhow::Error {
         | SearchError::NotAStudy { .. }
         | SearchError::Locked { .. }
         | SearchError::Exists { .. }
+        | SearchError::Storage { .. }
         | SearchError::Budget { .. } => anyhow::Error::new(InputError(e.to_string())),
         other => anyhow::Error::new(other),
     }
@@ -396,7 +426,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = merge(&args)?;
     cfg.validate().map_err(input)?;
     let dir = args.out.clone().unwrap_or_else(dated_dir);
-    if dir.join(STUDY_FILE).exists() {
+    let storage = args.storage.get()?;
+    if storage.is_none() && dir.join(STUDY_FILE).exists() {
         return Err(input(SearchError::Exists { path: dir.join(STUDY_FILE) }));
     }
     let quiet = args.quiet || args.json;
@@ -410,7 +441,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let mut search = cfg.build(&dir).map_err(input)?;
+    if let (Some(st), false) = (&storage, quiet) {
+        eprintln!(
+            "danas search: study {} (start workers with `danas worker --storage URL --study {}`)",
+            st.describe(),
+            st.study()
+        );
+    }
+    let mut search = cfg.build_with_storage(&dir, storage.as_ref()).map_err(input)?;
     search.preflight(100_000).map_err(input)?;
     if !quiet {
         search = search.observer(Box::new(bars(&cfg)));
@@ -427,9 +465,14 @@ fn bars(cfg: &SearchConfig) -> Bars {
 
 /// Runs `danas resume DIR`.
 pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
-    let cfg = SearchConfig::from_study(&args.dir).map_err(input)?;
+    let storage = args.storage.get()?;
+    let cfg = match &storage {
+        Some(st) => SearchConfig::from_storage(st),
+        None => SearchConfig::from_study(&args.dir),
+    }
+    .map_err(input)?;
     let quiet = args.quiet || args.json;
-    let mut search = cfg.build(&args.dir).map_err(input)?;
+    let mut search = cfg.build_with_storage(&args.dir, storage.as_ref()).map_err(input)?;
     if !quiet {
         eprintln!("danas resume: {}", args.dir.display());
         search = search.observer(Box::new(bars(&cfg)));
@@ -440,14 +483,95 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
 
 /// Runs `danas report DIR`: re-renders the outputs from the journal.
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
-    let cfg = SearchConfig::from_study(&args.dir).map_err(input)?;
+    let storage = args.storage.get()?;
+    let cfg = match &storage {
+        Some(st) => SearchConfig::from_storage(st),
+        None => SearchConfig::from_study(&args.dir),
+    }
+    .map_err(input)?;
     // Read-only, without the study's lock: works while a search is running it.
-    let journal = Journal::open_read_only(&args.dir.join(STUDY_FILE)).map_err(input)?;
+    let journal = match &storage {
+        Some(st) => Journal::open_postgres_read_only(st),
+        None => Journal::open_read_only(&args.dir.join(STUDY_FILE)),
+    }
+    .map_err(input)?;
     let trials = journal.trials()?;
     drop(journal);
     let out = write_outputs(&args.dir, &trials, Some(&cfg.limits().map_err(input)?))?;
     print_pareto(&out.pareto);
     println!("\nRe-rendered {} files in {}", out.files.len(), args.dir.display());
+    Ok(())
+}
+
+/// Arguments of `danas worker`.
+#[derive(clap::Args, Debug)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Where supernet checkpoints fetched from the study are kept.
+    #[arg(long, default_value = ".cache/danas-worker")]
+    pub cache: PathBuf,
+    /// This worker's name in the queue (default: host name and process id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Re-queue a job whose worker sent no heartbeat for this many seconds.
+    #[arg(long, default_value_t = 20.0)]
+    pub stale_after: f64,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 2.0)]
+    pub heartbeat: f64,
+    /// Seconds to wait for the study to be created by its search.
+    #[arg(long, default_value_t = 600.0)]
+    pub wait_for_study: f64,
+    /// No log lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Runs `danas worker --storage URL --study NAME`: does the study's supernet
+/// trainings, evaluations and promotions until the search finishes.
+pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let storage = args.storage.get()?.ok_or_else(|| InputError("danas worker needs --storage and --study".into()))?;
+    let bad = |flag: &str, v: f64| InputError(format!("{flag} must be a positive number of seconds, got {v}"));
+    if !(args.stale_after.is_finite() && args.stale_after > 0.0) {
+        return Err(bad("--stale-after", args.stale_after).into());
+    }
+    if !(args.heartbeat.is_finite() && args.heartbeat > 0.0 && args.heartbeat < args.stale_after) {
+        return Err(InputError(format!(
+            "--heartbeat must be positive and below --stale-after, got {}",
+            args.heartbeat
+        ))
+        .into());
+    }
+    // Workers may start before the search has created the study: wait for it.
+    let started = std::time::Instant::now();
+    let cfg = loop {
+        match SearchConfig::from_storage(&storage) {
+            Err(SearchError::NotAStudy { .. }) if started.elapsed().as_secs_f64() < args.wait_for_study => {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            other => break other.map_err(input)?,
+        }
+    };
+    let evaluator = cfg.worker_evaluator().map_err(input)?;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+    let name = args.name.clone().unwrap_or_else(|| format!("{host}-{}", std::process::id()));
+    let mut opts = danas_search::scale::WorkerOptions::new(name.clone(), args.cache.join(storage.study()));
+    opts.stale_after = Duration::from_secs_f64(args.stale_after);
+    opts.heartbeat_every = Duration::from_secs_f64(args.heartbeat);
+    if !args.quiet {
+        eprintln!("danas worker {name}: study {}", storage.describe());
+    }
+    let quiet = args.quiet;
+    let log = move |s: &str| {
+        if !quiet {
+            eprintln!("  {s}");
+        }
+    };
+    let summary = danas_search::scale::run_worker(&storage, &evaluator, &opts, &log).map_err(input)?;
+    if !args.quiet {
+        eprintln!("danas worker {name}: the search finished; {} jobs done, {} taken over", summary.jobs, summary.lost);
+    }
     Ok(())
 }
 

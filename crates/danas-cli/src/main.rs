@@ -32,6 +32,8 @@ enum Command {
     Resume(cmd_search::ResumeArgs),
     /// Re-render a study's tables, plots and report: `danas report DIR`.
     Report(cmd_search::ReportArgs),
+    /// Work for a shared PostgreSQL study: `danas worker --storage URL --study NAME`.
+    Worker(cmd_search::WorkerArgs),
     /// List the built-in search spaces with their sizes.
     Spaces(cmd_spaces::Args),
     /// Dataset tools: `danas data inspect SOURCE [--json]`.
@@ -65,8 +67,10 @@ impl std::error::Error for InputError {}
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The training device (`DANAS_DEVICE`: cpu, cuda, wgpu) is checked before any work.
-    let trains =
-        matches!(cli.command, Command::Search(_) | Command::Resume(_) | Command::Train(_) | Command::Fidelity(_));
+    let trains = matches!(
+        cli.command,
+        Command::Search(_) | Command::Resume(_) | Command::Train(_) | Command::Fidelity(_) | Command::Worker(_)
+    );
     if trains && let Err(e) = danas_train::select_device(None) {
         eprintln!("error: DANAS_DEVICE: {e}");
         return ExitCode::from(2);
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Search(a) => cmd_search::run(a),
         Command::Resume(a) => cmd_search::resume(a),
         Command::Report(a) => cmd_search::report(a),
+        Command::Worker(a) => cmd_search::worker(a),
         Command::Spaces(a) => cmd_spaces::run(a),
         Command::Data(a) => cmd_data::run(a),
         Command::Estimate(a) => cmd_estimate::run(a),

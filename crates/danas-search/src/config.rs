@@ -18,10 +18,12 @@ use crate::{Budget, CostModelGate, SearchError};
 #[serde(rename_all = "lowercase")]
 pub enum SupernetMode {
     /// The largest network only (the paper).
-    #[default]
     Full,
     /// Each step trains the largest network, the smallest and two random
-    /// sub-networks, the others distilled in place from the largest.
+    /// sub-networks, the others distilled in place from the largest. The default:
+    /// it ranks candidates across data configurations far better (Kendall τ 0.74
+    /// against 0.00 for `full` on the synthetic set at cpu scale, issue 17).
+    #[default]
     Sandwich,
 }
 
@@ -95,7 +97,7 @@ impl Default for PlateauSettings {
 impl Default for SupernetSettings {
     fn default() -> Self {
         Self {
-            mode: SupernetMode::Full,
+            mode: SupernetMode::Sandwich,
             steps: 150,
             batch_size: 64,
             lr: 3e-3,
@@ -112,10 +114,10 @@ impl Default for SupernetSettings {
 #[serde(rename_all = "lowercase")]
 pub enum SelectionMode {
     /// The supernet's score ranks alone (the paper).
-    #[default]
     Proxy,
     /// Successive halving: the best `fraction` of the proxy's trials fine-tuned,
-    /// the best `top_k` of those retrained from scratch briefly.
+    /// the best `top_k` of those retrained from scratch briefly (the default).
+    #[default]
     Halving,
 }
 
@@ -148,7 +150,7 @@ pub struct SelectionSettings {
 
 impl Default for SelectionSettings {
     fn default() -> Self {
-        Self { mode: SelectionMode::Proxy, finetune_steps: 40, fraction: 0.25, retrain_steps: 300, top_k: 3 }
+        Self { mode: SelectionMode::Halving, finetune_steps: 40, fraction: 0.25, retrain_steps: 300, top_k: 3 }
     }
 }
 
@@ -478,7 +480,11 @@ impl SearchConfig {
             return Err(bad("parallel", self.parallel, "must be between 1 and 64"));
         }
         if self.supernet.mode == SupernetMode::Sandwich && self.mono_base_width.is_some() {
-            return Err(bad("supernet.mode", "sandwich", "cannot be combined with mono_base_width"));
+            return Err(bad(
+                "supernet.mode",
+                "sandwich",
+                "cannot be combined with mono_base_width (set [supernet] mode = \"full\", the paper's training)",
+            ));
         }
         if self.supernet.steps == 0 {
             return Err(bad("supernet.steps", 0, "must be at least 1"));
@@ -621,6 +627,39 @@ impl SearchConfig {
         }
     }
 
+    /// The supernet evaluator of these settings over `space` and `data`.
+    fn evaluator(
+        &self,
+        space: Arc<dyn CandidateSpace>,
+        data: Arc<danas_data::Dataset>,
+        alphas: Vec<f64>,
+    ) -> crate::SupernetEvaluator {
+        let training = match self.supernet.mode {
+            SupernetMode::Sandwich => danas_train::SupernetTraining::Sandwich { alphas, min_depths: [0; 5], random: 2 },
+            SupernetMode::Full => danas_train::SupernetTraining::Full,
+        };
+        let source: Arc<dyn danas_core::BatchSource> = data;
+        let final_train = danas_train::TrainConfig { steps: self.final_steps, plateau: None, ..self.train_config() };
+        crate::SupernetEvaluator::new(space, source, self.train_config(), training, self.eval_config())
+            .final_training(final_train, self.final_from_supernet)
+            .export(Some(danas_train::ExportConfig {
+                calib_images: self.evaluation.int8_calib_images,
+                seed: self.seed,
+                softmax: true,
+            }))
+            .int8_evaluation(self.evaluation.int8)
+            .shared_supernet(self.supernet.shared)
+            .promotion_training(
+                danas_train::TrainConfig {
+                    batch_size: self.evaluation.batch_size,
+                    lr: self.evaluation.finetune_lr,
+                    augment: self.supernet.augment,
+                    ..danas_train::TrainConfig::default()
+                },
+                danas_train::TrainConfig { plateau: None, ..self.train_config() },
+            )
+    }
+
     /// Builds the whole search into results directory `dir`: validates every
     /// setting, opens the data, and wires the cost gate (also given to the
     /// optimiser as its feasibility oracle), the optimiser and the supernet evaluator.
@@ -628,6 +667,20 @@ impl SearchConfig {
     /// # Errors
     /// The first invalid setting, or a data error.
     pub fn build(&self, dir: &Path) -> Result<crate::Search, SearchError> {
+        self.build_with_storage(dir, None)
+    }
+
+    /// As [`SearchConfig::build`], with the study in PostgreSQL when `storage` is
+    /// given: supernet training, evaluations and promotions are then done by workers
+    /// (`danas worker`, [`crate::scale::run_worker`]) and only the final stage here.
+    ///
+    /// # Errors
+    /// The first invalid setting, a data error, or no connection to the database.
+    pub fn build_with_storage(
+        &self,
+        dir: &Path,
+        storage: Option<&crate::Storage>,
+    ) -> Result<crate::Search, SearchError> {
         let checked = self.check()?;
         let data = self.open_data()?;
         let classes = danas_core::BatchSource::classes(data.as_ref());
@@ -637,38 +690,16 @@ impl SearchConfig {
         let oracle = gate.oracle(Arc::clone(&space));
         let search_space: Arc<dyn SearchSpace> = Arc::clone(&space) as Arc<dyn SearchSpace>;
         let opt = self.optimizer.build(search_space, self.seed, Some(oracle));
-        let training = match self.supernet.mode {
-            SupernetMode::Sandwich => danas_train::SupernetTraining::Sandwich { alphas, min_depths: [0; 5], random: 2 },
-            SupernetMode::Full => danas_train::SupernetTraining::Full,
-        };
-        let source: Arc<dyn danas_core::BatchSource> = data;
-        let final_train = danas_train::TrainConfig { steps: self.final_steps, plateau: None, ..self.train_config() };
-        let evaluator = crate::SupernetEvaluator::new(
-            Arc::clone(&space),
-            source,
-            self.train_config(),
-            training,
-            self.eval_config(),
-        )
-        .final_training(final_train, self.final_from_supernet)
-        .export(Some(danas_train::ExportConfig {
-            calib_images: self.evaluation.int8_calib_images,
-            seed: self.seed,
-            softmax: true,
-        }))
-        .int8_evaluation(self.evaluation.int8)
-        .shared_supernet(self.supernet.shared)
-        .promotion_training(
-            danas_train::TrainConfig {
-                batch_size: self.evaluation.batch_size,
-                lr: self.evaluation.finetune_lr,
-                augment: self.supernet.augment,
-                ..danas_train::TrainConfig::default()
-            },
-            danas_train::TrainConfig { plateau: None, ..self.train_config() },
-        );
+        let local: Arc<dyn crate::Evaluator> = Arc::new(self.evaluator(Arc::clone(&space), data, alphas));
         let config = serde_json::to_value(self).map_err(|e| bad("config", "?", e.to_string()))?;
-        Ok(crate::Search::new(space, opt, gate, Arc::new(evaluator))
+        let search = match storage {
+            Some(storage) => {
+                let remote = crate::scale::RemoteEvaluator::new(storage, local, self.supernet.shared);
+                crate::Search::new(Arc::clone(&space), opt, gate, Arc::new(remote)).storage(storage.clone())
+            }
+            None => crate::Search::new(space, opt, gate, local),
+        };
+        Ok(search
             .budget(checked.budget)
             .seed(self.seed)
             .parallel(self.parallel)
@@ -676,6 +707,33 @@ impl SearchConfig {
             .final_top_k(self.final_top_k)
             .halving(self.selection.halving())
             .config(config))
+    }
+
+    /// The evaluator a worker of a study with these settings runs.
+    ///
+    /// # Errors
+    /// The first invalid setting, or a data error (the worker needs the data at
+    /// the same path, or the same synthetic spec).
+    pub fn worker_evaluator(&self) -> Result<crate::SupernetEvaluator, SearchError> {
+        let checked = self.check()?;
+        let data = self.open_data()?;
+        let alphas = checked.space.config().alphas.clone();
+        let space: Arc<dyn CandidateSpace> = Arc::new(checked.space);
+        Ok(self.evaluator(space, data, alphas))
+    }
+
+    /// The settings of a PostgreSQL study, as journaled.
+    ///
+    /// # Errors
+    /// [`SearchError::NotAStudy`], connection errors, or an invalid stored config.
+    pub fn from_storage(storage: &crate::Storage) -> Result<Self, SearchError> {
+        let journal = crate::Journal::open_postgres_read_only(storage)?;
+        let value = journal.config()?;
+        serde_json::from_value(value).map_err(|source| SearchError::Json {
+            path: storage.describe().into(),
+            what: "config".into(),
+            source,
+        })
     }
 
     /// Rebuilds the search of an existing study from its journaled config.

@@ -162,6 +162,10 @@ impl Search {
         if self.final_top_k > 0 {
             self.final_stage(&mut st.journal)?;
         }
+        if st.journal.is_postgres() {
+            // workers of a shared study stop when they see this
+            st.journal.set_meta("finished", "1")?;
+        }
         let trials = st.journal.trials()?;
         let outputs = write_outputs(&self.dir, &trials, self.cost.limits().as_ref())?;
         Ok(SearchSummary { dir: self.dir.clone(), progress: st.progress, trials, outputs })

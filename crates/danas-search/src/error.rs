@@ -96,6 +96,22 @@ pub enum SearchError {
         /// The SQLite error.
         source: rusqlite::Error,
     },
+    /// A PostgreSQL error, with the study (`postgres://…` and its name).
+    #[error("{study}: PostgreSQL error: {source}")]
+    Postgres {
+        /// The storage URL (password removed) and study.
+        study: String,
+        /// The client's error.
+        source: postgres::Error,
+    },
+    /// A storage URL or study name is not usable.
+    #[error("storage {url}: {reason}")]
+    Storage {
+        /// The URL or study as given (password removed).
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A stored value could not be (de)serialised.
     #[error("{}: stored value {what} is malformed: {source}", path.display())]
     Json {

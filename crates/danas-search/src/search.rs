@@ -28,6 +28,7 @@ pub struct Search {
     pub(crate) accuracy: String,
     pub(crate) final_top_k: usize,
     pub(crate) halving: crate::Halving,
+    storage: Option<crate::Storage>,
 }
 
 impl std::fmt::Debug for Search {
@@ -66,6 +67,7 @@ impl Search {
             accuracy: "val_accuracy".into(),
             final_top_k: 0,
             halving: crate::Halving::default(),
+            storage: None,
         }
     }
     /// After the search, trains the `k` most accurate Pareto candidates fully and
@@ -141,8 +143,10 @@ impl Search {
     /// [`SearchError::Exists`] when the directory already holds a study; journal
     /// and optimiser errors.
     pub fn run(self) -> Result<SearchSummary, SearchError> {
-        let path = self.dir.join(STUDY_FILE);
-        let journal = Journal::create(&path, &self.config)?;
+        let journal = match &self.storage {
+            Some(storage) => Journal::create_postgres(storage, &self.config)?,
+            None => Journal::create(&self.dir.join(STUDY_FILE), &self.config)?,
+        };
         self.drive(journal, false)
     }
 
@@ -154,9 +158,21 @@ impl Search {
     /// # Errors
     /// [`SearchError::NotAStudy`], [`SearchError::Locked`], replay errors.
     pub fn resume(self) -> Result<SearchSummary, SearchError> {
-        let path = self.dir.join(STUDY_FILE);
-        let journal = Journal::open(&path)?;
+        let journal = match &self.storage {
+            Some(storage) => Journal::open_postgres(storage)?,
+            None => Journal::open(&self.dir.join(STUDY_FILE))?,
+        };
         self.drive(journal, true)
+    }
+
+    /// Keeps the study in PostgreSQL instead of `DIR/study.sqlite`, so that workers
+    /// (`danas worker`) can join it; the results directory still receives the
+    /// reports, supernets and models. Pair it with a [`crate::scale::RemoteEvaluator`]
+    /// to have the workers do the training.
+    #[must_use]
+    pub fn storage(mut self, storage: crate::Storage) -> Self {
+        self.storage = Some(storage);
+        self
     }
 
     pub(crate) fn emit(&mut self, e: &SearchEvent<'_>) -> Control {

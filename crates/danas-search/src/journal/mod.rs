@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use danas_core::{Candidate, Costs, Metrics};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -141,8 +141,10 @@ pub struct SupernetRecord {
 /// process opening the same study gets [`SearchError::Locked`].
 #[derive(Debug)]
 pub struct Journal {
-    conn: Connection,
+    db: Db,
     path: PathBuf,
+    /// What errors name: the study file, or the storage URL (without password) and study.
+    at: String,
     _lock: Option<File>,
     /// The study format of the file as opened.
     format: i64,
@@ -176,13 +178,13 @@ CREATE TABLE optimizer_events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL);
 CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL);
 ";
 
+mod db;
+pub mod postgres;
 mod rungs;
 
-impl Journal {
-    fn db(&self) -> impl Fn(rusqlite::Error) -> SearchError + '_ {
-        move |source| SearchError::Db { path: self.path.clone(), source }
-    }
+pub(crate) use db::{Db, Val};
 
+impl Journal {
     fn lock(path: &Path) -> Result<File, SearchError> {
         let lock_path = lock_path(path);
         let file = File::options()
@@ -206,6 +208,35 @@ impl Journal {
         Ok(conn)
     }
 
+    fn sqlite(conn: Connection, path: &Path, lock: Option<File>) -> Self {
+        Self {
+            db: Db::Sqlite(conn),
+            path: path.to_path_buf(),
+            at: path.display().to_string(),
+            _lock: lock,
+            format: STUDY_FORMAT,
+        }
+    }
+
+    /// A new study's meta values.
+    fn initial_meta(config: &Value) -> [(&'static str, String); 5] {
+        [
+            ("format", STUDY_FORMAT.to_string()),
+            ("created_at", now().to_string()),
+            ("danas_version", env!("CARGO_PKG_VERSION").to_string()),
+            ("config", config.to_string()),
+            ("elapsed_seconds", "0".to_string()),
+        ]
+    }
+
+    /// Writes a new study's meta values.
+    fn init_meta(&self, config: &Value) -> Result<(), SearchError> {
+        for (k, v) in Self::initial_meta(config) {
+            self.set_meta(k, &v)?;
+        }
+        Ok(())
+    }
+
     /// Creates a new study file with its settings (any JSON object, stored as `config`).
     ///
     /// # Errors
@@ -218,15 +249,10 @@ impl Journal {
             std::fs::create_dir_all(dir).map_err(|source| SearchError::Io { path: dir.to_path_buf(), source })?;
         }
         let lock = Self::lock(path)?;
-        let conn = Self::connect(path)?;
-        let j = Self { conn, path: path.to_path_buf(), _lock: Some(lock), format: STUDY_FORMAT };
-        j.conn.execute_batch(SCHEMA).map_err(j.db())?;
-        j.conn.execute_batch(rungs::RUNGS_TABLE).map_err(j.db())?;
-        j.set_meta("format", &STUDY_FORMAT.to_string())?;
-        j.set_meta("created_at", &now().to_string())?;
-        j.set_meta("danas_version", env!("CARGO_PKG_VERSION"))?;
-        j.set_meta("config", &config.to_string())?;
-        j.set_meta("elapsed_seconds", "0")?;
+        let j = Self::sqlite(Self::connect(path)?, path, Some(lock));
+        j.db.batch(SCHEMA, &j.at)?;
+        j.db.batch(rungs::RUNGS_TABLE, &j.at)?;
+        j.init_meta(config)?;
         Ok(j)
     }
 
@@ -238,8 +264,7 @@ impl Journal {
     pub fn open(path: &Path) -> Result<Self, SearchError> {
         Self::check_header(path)?;
         let lock = Self::lock(path)?;
-        let conn = Self::connect(path)?;
-        let mut j = Self { conn, path: path.to_path_buf(), _lock: Some(lock), format: STUDY_FORMAT };
+        let mut j = Self::sqlite(Self::connect(path)?, path, Some(lock));
         if j.check_format()? < STUDY_FORMAT {
             j.migrate()?;
         }
@@ -250,34 +275,30 @@ impl Journal {
     /// metrics, the final stage's checkpoint and model folder in their own columns.
     fn migrate(&mut self) -> Result<(), SearchError> {
         let rows = self.select_trials(None)?;
-        let path = self.path.clone();
-        let db = |source| SearchError::Db { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(db)?;
-        tx.execute_batch(
-            "ALTER TABLE trials ADD COLUMN final_checkpoint TEXT; ALTER TABLE trials ADD COLUMN model_dir TEXT;",
-        )
-        .map_err(db)?;
-        tx.execute_batch(rungs::RUNGS_TABLE).map_err(db)?;
+        let mut stmts: Vec<db::Stmt<'_>> = vec![
+            ("ALTER TABLE trials ADD COLUMN final_checkpoint TEXT", vec![]),
+            ("ALTER TABLE trials ADD COLUMN model_dir TEXT", vec![]),
+            (rungs::RUNGS_TABLE, vec![]),
+        ];
         for t in &rows {
-            tx.execute(
+            stmts.push((
                 "UPDATE trials SET costs = ?2, metrics = ?3, final_checkpoint = ?4, model_dir = ?5 WHERE id = ?1",
-                params![
-                    t.id as i64,
-                    t.costs.as_ref().map(to_json),
-                    t.metrics.as_ref().map(to_json),
-                    t.final_checkpoint,
-                    t.model_dir
+                vec![
+                    (t.id as i64).into(),
+                    t.costs.as_ref().map(to_json).into(),
+                    t.metrics.as_ref().map(to_json).into(),
+                    t.final_checkpoint.clone().into(),
+                    t.model_dir.clone().into(),
                 ],
-            )
-            .map_err(db)?;
+            ));
         }
-        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'format'", [STUDY_FORMAT.to_string()]).map_err(db)?;
-        tx.execute(
+        stmts.push(("UPDATE meta SET value = ?1 WHERE key = 'format'", vec![STUDY_FORMAT.to_string().into()]));
+        stmts.push((
             "INSERT INTO events (time, kind, message) VALUES (?1, 'migrate', ?2)",
-            params![now(), format!("study format {OLDEST_FORMAT} -> {STUDY_FORMAT}, {} trials", rows.len())],
-        )
-        .map_err(db)?;
-        tx.commit().map_err(db)?;
+            vec![now().into(), format!("study format {OLDEST_FORMAT} -> {STUDY_FORMAT}, {} trials", rows.len()).into()],
+        ));
+        let at = self.at.clone();
+        self.db.transaction(&stmts, &at)?;
         self.format = STUDY_FORMAT;
         Ok(())
     }
@@ -293,7 +314,7 @@ impl Journal {
         let db = |source| SearchError::Db { path: path.to_path_buf(), source };
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
-        let mut j = Self { conn, path: path.to_path_buf(), _lock: None, format: STUDY_FORMAT };
+        let mut j = Self::sqlite(conn, path, None);
         j.check_format()?;
         Ok(j)
     }
@@ -316,11 +337,10 @@ impl Journal {
     /// Checks the study format and remembers it; returns it.
     fn check_format(&mut self) -> Result<i64, SearchError> {
         let not = |reason: String| SearchError::NotAStudy { path: self.path.clone(), reason };
-        let format: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| r.get(0))
-            .optional()
-            .map_err(|e| not(format!("no danas meta table ({e})")))?;
+        let format = match self.db.query_one("SELECT value FROM meta WHERE key = 'format'", &[], &self.at) {
+            Ok(row) => row.and_then(|r| r.first().and_then(Val::text)),
+            Err(e) => return Err(not(format!("no danas meta table ({e})"))),
+        };
         match format.as_deref().map(str::parse::<i64>) {
             Some(Ok(v)) if (OLDEST_FORMAT..=STUDY_FORMAT).contains(&v) => {
                 self.format = v;
@@ -333,9 +353,14 @@ impl Journal {
         }
     }
 
-    /// The study file.
+    /// The study file (for a PostgreSQL study, its storage URL and name as a path).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the study lives in PostgreSQL (shared with workers) rather than a file.
+    pub fn is_postgres(&self) -> bool {
+        self.db.is_postgres()
     }
 
     /// Sets a meta value.
@@ -343,12 +368,11 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), SearchError> {
-        self.conn
-            .execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
-                params![key, value],
-            )
-            .map_err(self.db())?;
+        self.db.exec(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+            &[key.into(), value.into()],
+            &self.at,
+        )?;
         Ok(())
     }
 
@@ -357,7 +381,8 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub fn meta(&self, key: &str) -> Result<Option<String>, SearchError> {
-        self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(self.db())
+        let row = self.db.query_one("SELECT value FROM meta WHERE key = ?1", &[key.into()], &self.at)?;
+        Ok(row.and_then(|r| r.first().and_then(Val::text)))
     }
 
     /// The study's settings as given to [`Journal::create`].
@@ -378,14 +403,11 @@ impl Journal {
     /// # Errors
     /// Database errors (including a duplicate id).
     pub fn begin_trial(&self, id: u64, genome: &[u16], candidate: &Candidate, seed: u64) -> Result<(), SearchError> {
-        let genome = to_json(genome);
-        let cand = to_json(candidate);
-        self.conn
-            .execute(
-                "INSERT INTO trials (id, genome, candidate, status, seed, started_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
-                params![id as i64, genome, cand, seed as i64, now()],
-            )
-            .map_err(self.db())?;
+        self.db.exec(
+            "INSERT INTO trials (id, genome, candidate, status, seed, started_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
+            &[(id as i64).into(), to_json(genome).into(), to_json(candidate).into(), (seed as i64).into(), now().into()],
+            &self.at,
+        )?;
         Ok(())
     }
 
@@ -402,33 +424,31 @@ impl Journal {
         elapsed_seconds: f64,
         optimizer_event: Option<&Value>,
     ) -> Result<(), SearchError> {
-        let path = self.path.clone();
-        let db = |source| SearchError::Db { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(db)?;
-        let n = tx
-            .execute(
+        let mut stmts: Vec<db::Stmt<'_>> = vec![
+            (
                 "UPDATE trials SET status = ?2, costs = ?3, metrics = ?4, message = ?5, finished_at = ?6, eval_seconds = ?7, elapsed_at = ?8 WHERE id = ?1",
-                params![
-                    id as i64,
-                    end.status.as_str(),
-                    end.costs.map(to_json),
-                    end.metrics.map(to_json),
-                    end.message,
-                    now(),
-                    end.eval_seconds,
-                    elapsed_seconds
+                vec![
+                    (id as i64).into(),
+                    end.status.as_str().into(),
+                    end.costs.map(to_json).into(),
+                    end.metrics.map(to_json).into(),
+                    end.message.into(),
+                    now().into(),
+                    end.eval_seconds.into(),
+                    elapsed_seconds.into(),
                 ],
-            )
-            .map_err(db)?;
-        if n == 0 {
+            ),
+            ("UPDATE meta SET value = ?1 WHERE key = 'elapsed_seconds'", vec![elapsed_seconds.to_string().into()]),
+        ];
+        if let Some(ev) = optimizer_event {
+            stmts.push(("INSERT INTO optimizer_events (event) VALUES (?1)", vec![ev.to_string().into()]));
+        }
+        let at = self.at.clone();
+        // The update of an unknown id changes nothing; roll nothing else in then.
+        if self.db.query_one("SELECT id FROM trials WHERE id = ?1", &[(id as i64).into()], &at)?.is_none() {
             return Err(SearchError::UnknownTrial(id));
         }
-        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'elapsed_seconds'", [elapsed_seconds.to_string()])
-            .map_err(db)?;
-        if let Some(ev) = optimizer_event {
-            tx.execute("INSERT INTO optimizer_events (event) VALUES (?1)", [ev.to_string()]).map_err(db)?;
-        }
-        tx.commit().map_err(db)?;
+        self.db.transaction(&stmts, &at)?;
         Ok(())
     }
 
@@ -437,9 +457,7 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub fn record_optimizer_event(&self, event: &Value) -> Result<(), SearchError> {
-        self.conn
-            .execute("INSERT INTO optimizer_events (event) VALUES (?1)", [event.to_string()])
-            .map_err(self.db())?;
+        self.db.exec("INSERT INTO optimizer_events (event) VALUES (?1)", &[event.to_string().into()], &self.at)?;
         Ok(())
     }
 
@@ -448,14 +466,11 @@ impl Journal {
     /// # Errors
     /// Database errors, or [`SearchError::Json`] for a malformed event.
     pub fn optimizer_events(&self) -> Result<Vec<Value>, SearchError> {
-        let mut stmt = self.conn.prepare("SELECT seq, event FROM optimizer_events ORDER BY seq").map_err(self.db())?;
-        let rows: Vec<(i64, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(self.db())?
-            .collect::<Result<_, _>>()
-            .map_err(self.db())?;
+        let rows = self.db.query("SELECT seq, event FROM optimizer_events ORDER BY seq", &[], &self.at)?;
         rows.into_iter()
-            .map(|(seq, text)| {
+            .map(|r| {
+                let seq = r.first().and_then(Val::int).unwrap_or(0);
+                let text = r.get(1).and_then(Val::text).unwrap_or_default();
                 serde_json::from_str(&text).map_err(|source| SearchError::Json {
                     path: self.path.clone(),
                     what: format!("optimizer event {seq}"),
@@ -477,13 +492,11 @@ impl Journal {
         checkpoint: Option<&str>,
         model_dir: Option<&str>,
     ) -> Result<(), SearchError> {
-        let n = self
-            .conn
-            .execute(
-                "UPDATE trials SET metrics = ?2, final_checkpoint = ?3, model_dir = ?4 WHERE id = ?1",
-                params![id as i64, to_json(metrics), checkpoint, model_dir],
-            )
-            .map_err(self.db())?;
+        let n = self.db.exec(
+            "UPDATE trials SET metrics = ?2, final_checkpoint = ?3, model_dir = ?4 WHERE id = ?1",
+            &[(id as i64).into(), to_json(metrics).into(), checkpoint.into(), model_dir.into()],
+            &self.at,
+        )?;
         if n == 0 { Err(SearchError::UnknownTrial(id)) } else { Ok(()) }
     }
 
@@ -492,7 +505,7 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub fn forget_running(&self, id: u64) -> Result<(), SearchError> {
-        self.conn.execute("DELETE FROM trials WHERE id = ?1 AND status = 'running'", [id as i64]).map_err(self.db())?;
+        self.db.exec("DELETE FROM trials WHERE id = ?1 AND status = 'running'", &[(id as i64).into()], &self.at)?;
         Ok(())
     }
 
@@ -521,31 +534,10 @@ impl Journal {
             Some(_) => format!("{columns} WHERE id = ?1"),
             None => format!("{columns} ORDER BY id"),
         };
-        let mut stmt = self.conn.prepare(&sql).map_err(self.db())?;
-        let params: Vec<i64> = only.map(|id| id as i64).into_iter().collect();
-        let rows: Vec<Row> = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| {
-                Ok(Row {
-                    id: r.get(0)?,
-                    genome: r.get(1)?,
-                    candidate: r.get(2)?,
-                    status: r.get(3)?,
-                    seed: r.get(4)?,
-                    costs: r.get(5)?,
-                    metrics: r.get(6)?,
-                    message: r.get(7)?,
-                    started_at: r.get(8)?,
-                    finished_at: r.get(9)?,
-                    eval_seconds: r.get(10)?,
-                    elapsed_at: r.get(11)?,
-                    final_checkpoint: r.get(12)?,
-                    model_dir: r.get(13)?,
-                })
-            })
-            .map_err(self.db())?
-            .collect::<Result<_, _>>()
-            .map_err(self.db())?;
-        let mut out: Vec<TrialRecord> = rows.into_iter().map(|row| self.record(row)).collect::<Result<_, _>>()?;
+        let params: Vec<Val> = only.map(|id| Val::from(id as i64)).into_iter().collect();
+        let rows = self.db.query(&sql, &params, &self.at)?;
+        let mut out: Vec<TrialRecord> =
+            rows.iter().map(|r| self.record(Row::from_vals(r))).collect::<Result<_, _>>()?;
         let mut rungs = self.rungs()?;
         rungs.sort_by_key(|r| (r.trial, r.rung));
         for r in rungs {
@@ -623,12 +615,12 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub fn record_supernet(&self, data_key: &str, path: &str, train_seconds: f64) -> Result<(), SearchError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO supernets (data_key, path, train_seconds, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![data_key, path, train_seconds, now()],
-            )
-            .map_err(self.db())?;
+        self.db.exec(
+            "INSERT INTO supernets (data_key, path, train_seconds, created_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(data_key) DO UPDATE SET path = ?2, train_seconds = ?3, created_at = ?4",
+            &[data_key.into(), path.into(), train_seconds.into(), now().into()],
+            &self.at,
+        )?;
         Ok(())
     }
 
@@ -637,21 +629,17 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub fn supernet(&self, data_key: &str) -> Result<Option<SupernetRecord>, SearchError> {
-        self.conn
-            .query_row(
-                "SELECT data_key, path, train_seconds, created_at FROM supernets WHERE data_key = ?1",
-                [data_key],
-                |r| {
-                    Ok(SupernetRecord {
-                        data_key: r.get(0)?,
-                        path: r.get(1)?,
-                        train_seconds: r.get(2)?,
-                        created_at: r.get(3)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(self.db())
+        let row = self.db.query_one(
+            "SELECT data_key, path, train_seconds, created_at FROM supernets WHERE data_key = ?1",
+            &[data_key.into()],
+            &self.at,
+        )?;
+        Ok(row.map(|r| SupernetRecord {
+            data_key: r.first().and_then(Val::text).unwrap_or_default(),
+            path: r.get(1).and_then(Val::text).unwrap_or_default(),
+            train_seconds: r.get(2).and_then(Val::real).unwrap_or(0.0),
+            created_at: r.get(3).and_then(Val::real).unwrap_or(0.0),
+        }))
     }
 
     /// Appends an event (e.g. `resume`, `supernet`, `budget`) to the log.
@@ -659,9 +647,11 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub fn event(&self, kind: &str, message: &str) -> Result<(), SearchError> {
-        self.conn
-            .execute("INSERT INTO events (time, kind, message) VALUES (?1, ?2, ?3)", params![now(), kind, message])
-            .map_err(self.db())?;
+        self.db.exec(
+            "INSERT INTO events (time, kind, message) VALUES (?1, ?2, ?3)",
+            &[now().into(), kind.into(), message.into()],
+            &self.at,
+        )?;
         Ok(())
     }
 
@@ -670,13 +660,17 @@ impl Journal {
     /// # Errors
     /// Database errors.
     pub fn events(&self) -> Result<Vec<(f64, String, String)>, SearchError> {
-        let mut stmt = self.conn.prepare("SELECT time, kind, message FROM events ORDER BY id").map_err(self.db())?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(self.db())?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(self.db())?;
-        Ok(rows)
+        let rows = self.db.query("SELECT time, kind, message FROM events ORDER BY id", &[], &self.at)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.first().and_then(Val::real).unwrap_or(0.0),
+                    r.get(1).and_then(Val::text).unwrap_or_default(),
+                    r.get(2).and_then(Val::text).unwrap_or_default(),
+                )
+            })
+            .collect())
     }
 }
 
@@ -707,6 +701,31 @@ struct Row {
     elapsed_at: Option<f64>,
     final_checkpoint: Option<String>,
     model_dir: Option<String>,
+}
+
+impl Row {
+    /// The row of `select_trials`' columns.
+    fn from_vals(v: &[Val]) -> Self {
+        let text = |i: usize| v.get(i).and_then(Val::text);
+        let real = |i: usize| v.get(i).and_then(Val::real);
+        let int = |i: usize| v.get(i).and_then(Val::int).unwrap_or(0);
+        Row {
+            id: int(0),
+            genome: text(1).unwrap_or_default(),
+            candidate: text(2).unwrap_or_default(),
+            status: text(3).unwrap_or_default(),
+            seed: int(4),
+            costs: text(5),
+            metrics: text(6),
+            message: text(7),
+            started_at: real(8).unwrap_or(0.0),
+            finished_at: real(9),
+            eval_seconds: real(10),
+            elapsed_at: real(11),
+            final_checkpoint: text(12),
+            model_dir: text(13),
+        }
+    }
 }
 
 /// Reading format-2 studies, whose costs and metrics were free JSON objects.

@@ -1,8 +1,6 @@
 //! The rungs of successive halving in the study file: one row per (trial, rung).
 
-use rusqlite::{OptionalExtension, params};
-
-use super::{Journal, now, to_json};
+use super::{Journal, Val, now, to_json};
 use crate::SearchError;
 use crate::halving::{Promotion, RungRecord};
 
@@ -36,27 +34,31 @@ impl Journal {
         if self.trial(trial)?.is_none() {
             return Err(SearchError::UnknownTrial(trial));
         }
-        let path = self.path.clone();
-        let db = |source| SearchError::Db { path: path.clone(), source };
         let finished_at = now();
-        let tx = self.conn.transaction().map_err(db)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO rungs (trial, rung, promotion, metrics, eval_seconds, finished_at, elapsed_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                trial as i64,
-                i64::from(rung),
-                to_json(&promotion),
-                to_json(metrics),
-                eval_seconds,
-                finished_at,
-                elapsed_seconds
+        let key = vec![Val::from(trial as i64), Val::from(i64::from(rung))];
+        let at = self.at.clone();
+        // Delete and insert (rather than an upsert) so the row moves to the end of the
+        // finishing order on both backends.
+        self.db.transaction(
+            &[
+                ("DELETE FROM rungs WHERE trial = ?1 AND rung = ?2", key.clone()),
+                (
+                    "INSERT INTO rungs (trial, rung, promotion, metrics, eval_seconds, finished_at, elapsed_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    vec![
+                        key[0].clone(),
+                        key[1].clone(),
+                        to_json(&promotion).into(),
+                        to_json(metrics).into(),
+                        eval_seconds.into(),
+                        finished_at.into(),
+                        elapsed_seconds.into(),
+                    ],
+                ),
+                ("UPDATE meta SET value = ?1 WHERE key = 'elapsed_seconds'", vec![elapsed_seconds.to_string().into()]),
             ],
-        )
-        .map_err(db)?;
-        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'elapsed_seconds'", [elapsed_seconds.to_string()])
-            .map_err(db)?;
-        tx.commit().map_err(db)?;
+            &at,
+        )?;
         Ok(RungRecord {
             trial,
             rung,
@@ -73,26 +75,24 @@ impl Journal {
     /// # Errors
     /// Database errors; [`SearchError::Json`] for a malformed stored value.
     pub fn rungs(&self) -> Result<Vec<RungRecord>, SearchError> {
-        let exists: Option<String> = self
-            .conn
-            .query_row("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'rungs'", [], |r| r.get(0))
-            .optional()
-            .map_err(self.db())?;
-        if exists.is_none() {
+        if !self.db.has_table("rungs", &self.at)? {
             return Ok(Vec::new());
         }
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT trial, rung, promotion, metrics, eval_seconds, finished_at, elapsed_at FROM rungs ORDER BY rowid",
-            )
-            .map_err(self.db())?;
-        type Row = (i64, i64, String, String, f64, f64, f64);
-        let rows: Vec<Row> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
-            .map_err(self.db())?
-            .collect::<Result<_, _>>()
-            .map_err(self.db())?;
+        let order = if self.db.is_postgres() { "seq" } else { "rowid" };
+        let sql = format!(
+            "SELECT trial, rung, promotion, metrics, eval_seconds, finished_at, elapsed_at FROM rungs ORDER BY {order}"
+        );
+        let rows: Vec<(i64, i64, String, String, f64, f64, f64)> = self
+            .db
+            .query(&sql, &[], &self.at)?
+            .into_iter()
+            .map(|r| {
+                let int = |i: usize| r.get(i).and_then(Val::int).unwrap_or(0);
+                let real = |i: usize| r.get(i).and_then(Val::real).unwrap_or(0.0);
+                let text = |i: usize| r.get(i).and_then(Val::text).unwrap_or_default();
+                (int(0), int(1), text(2), text(3), real(4), real(5), real(6))
+            })
+            .collect();
         rows.into_iter()
             .map(|(trial, rung, promotion, metrics, eval_seconds, finished_at, elapsed_at)| {
                 let bad = |what: &str, source| SearchError::Json {

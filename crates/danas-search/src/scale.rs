@@ -1,0 +1,290 @@
+//! Scale-out over a PostgreSQL study: the search hands its supernet trainings and
+//! candidate evaluations to workers on any machine through the study's job queue
+//! ([`RemoteEvaluator`]), and [`run_worker`] is what each worker process runs.
+//!
+//! The search proposes, gates, journals and selects exactly as it does alone, so the
+//! same seed gives the same trials however many workers there are; a worker only
+//! computes what the search asked for. Each data configuration's supernet is one
+//! `prepare` job, claimed by one worker and stored in the database for the others.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use danas_core::{Candidate, DataConfig, Metrics};
+use serde_json::{Value, json};
+
+use crate::journal::postgres::{Outcome, Queue, Storage};
+use crate::{EvalError, Evaluator, Finalized, Prepared, Promotion, SearchError};
+
+/// An [`Evaluator`] whose supernet trainings, evaluations and promotions run on
+/// workers (`danas worker`) through a PostgreSQL study's queue; the final stage runs
+/// in this process with `local`.
+pub struct RemoteEvaluator {
+    storage: Storage,
+    queue: std::sync::OnceLock<Queue>,
+    local: Arc<dyn Evaluator>,
+    shared_supernet: bool,
+    poll: Duration,
+}
+
+impl std::fmt::Debug for RemoteEvaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteEvaluator").field("storage", &self.storage).finish_non_exhaustive()
+    }
+}
+
+impl RemoteEvaluator {
+    /// Submits work to the queue of `storage`'s study (connecting on first use, so
+    /// the search can create the study first); `local` runs the final stage.
+    /// `shared_supernet`: one supernet serves every data configuration (one job trains it).
+    pub fn new(storage: &Storage, local: Arc<dyn Evaluator>, shared_supernet: bool) -> Self {
+        Self {
+            storage: storage.clone(),
+            queue: std::sync::OnceLock::new(),
+            local,
+            shared_supernet,
+            poll: Duration::from_millis(200),
+        }
+    }
+
+    fn queue(&self) -> Result<&Queue, SearchError> {
+        if let Some(q) = self.queue.get() {
+            return Ok(q);
+        }
+        let q = Queue::connect(&self.storage)?;
+        Ok(self.queue.get_or_init(|| q))
+    }
+
+    /// Submits a job and waits for its result.
+    fn call(&self, kind: &str, key: &str, payload: &Value) -> Result<Value, EvalError> {
+        let queue = self.queue()?;
+        let id = queue.submit(kind, key, payload)?;
+        match queue.wait(id, self.poll)? {
+            Outcome::Done(v) => Ok(v),
+            Outcome::Failed(e) => Err(e.into()),
+        }
+    }
+}
+
+fn prepare_key(data: DataConfig, shared: bool) -> String {
+    if shared { "prepare:shared".into() } else { format!("prepare:{}", data.key()) }
+}
+
+fn candidate_key(c: &Candidate) -> String {
+    serde_json::to_string(c).unwrap_or_default()
+}
+
+fn metrics(v: &Value) -> Result<Metrics, EvalError> {
+    Ok(serde_json::from_value(v.clone())?)
+}
+
+impl Evaluator for RemoteEvaluator {
+    fn prepare(
+        &self,
+        data: DataConfig,
+        dir: &Path,
+        _existing: Option<&str>,
+        status: &dyn Fn(&str),
+    ) -> Result<Prepared, EvalError> {
+        status(&format!("supernet {data}: trained by a worker"));
+        let v = self.call("prepare", &prepare_key(data, self.shared_supernet), &json!({ "data": data }))?;
+        let rel = v["checkpoint"].as_str().ok_or("a worker's prepare result names no checkpoint")?.to_string();
+        // A local copy for the final stage (and the results folder).
+        let path = dir.join(&rel);
+        if !path.is_file() {
+            let bytes = self.queue()?.blob(&rel)?.ok_or_else(|| format!("supernet {rel} is not in the study"))?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, bytes)?;
+        }
+        Ok(Prepared { checkpoint: Some(rel), seconds: v["seconds"].as_f64().unwrap_or(0.0) })
+    }
+
+    fn evaluate(&self, candidate: &Candidate, seed: u64) -> Result<Metrics, EvalError> {
+        let key = format!("evaluate:{seed}:{}", candidate_key(candidate));
+        metrics(&self.call("evaluate", &key, &json!({ "candidate": candidate, "seed": seed }))?)
+    }
+
+    fn promote(&self, candidate: &Candidate, promotion: Promotion, seed: u64) -> Result<Option<Metrics>, EvalError> {
+        let p = serde_json::to_string(&promotion)?;
+        let key = format!("promote:{seed}:{p}:{}", candidate_key(candidate));
+        let v = self.call("promote", &key, &json!({ "candidate": candidate, "seed": seed, "promotion": promotion }))?;
+        if v.is_null() { Ok(None) } else { metrics(&v).map(Some) }
+    }
+
+    fn finalize(
+        &self,
+        candidate: &Candidate,
+        seed: u64,
+        dir: &Path,
+        name: &str,
+    ) -> Result<Option<Finalized>, EvalError> {
+        self.local.finalize(candidate, seed, dir, name)
+    }
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Its name in the queue (default: host name and process id).
+    pub name: String,
+    /// Where it keeps supernet checkpoints fetched from the study.
+    pub cache_dir: PathBuf,
+    /// A job whose worker sent no heartbeat for this long is re-queued.
+    pub stale_after: Duration,
+    /// How often it sends a heartbeat while working.
+    pub heartbeat_every: Duration,
+    /// How long it sleeps when the queue is empty.
+    pub idle_poll: Duration,
+}
+
+impl WorkerOptions {
+    /// Defaults: heartbeats every 2 s, re-queued after 20 s of silence.
+    pub fn new(name: impl Into<String>, cache_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            cache_dir: cache_dir.into(),
+            stale_after: Duration::from_secs(20),
+            heartbeat_every: Duration::from_secs(2),
+            idle_poll: Duration::from_millis(300),
+        }
+    }
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerSummary {
+    /// Jobs finished (done or failed) and delivered.
+    pub jobs: u64,
+    /// Jobs whose result was not delivered because another worker took them over.
+    pub lost: u64,
+}
+
+/// Runs a worker of `storage`'s study until the search has finished: claims jobs,
+/// sends heartbeats while working, and delivers each outcome. `evaluator` must be
+/// built from the study's settings (`SearchConfig::worker_evaluator`).
+///
+/// # Errors
+/// Connection and database errors (a job's own failure is delivered, not returned).
+pub fn run_worker(
+    storage: &Storage,
+    evaluator: &dyn Evaluator,
+    opts: &WorkerOptions,
+    log: &dyn Fn(&str),
+) -> Result<WorkerSummary, SearchError> {
+    let queue = Queue::connect(storage)?;
+    let beat = Queue::connect(storage)?;
+    let loaded: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+    let mut summary = WorkerSummary::default();
+    loop {
+        let Some(job) = queue.claim(&opts.name, opts.stale_after.as_secs_f64())? else {
+            if queue.finished()? {
+                return Ok(summary);
+            }
+            std::thread::sleep(opts.idle_poll);
+            continue;
+        };
+        log(&format!("job {} ({})", job.id, job.kind));
+        let stop = AtomicBool::new(false);
+        let outcome = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut waited = Duration::ZERO;
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    waited += Duration::from_millis(100);
+                    if waited >= opts.heartbeat_every {
+                        waited = Duration::ZERO;
+                        // a failed heartbeat only risks a re-queue
+                        let _ = beat.heartbeat(job.id, &opts.name);
+                    }
+                }
+            });
+            let out = work(&queue, evaluator, opts, &loaded, &job.kind, &job.payload, log);
+            stop.store(true, Ordering::Relaxed);
+            out
+        });
+        let outcome = match outcome {
+            Ok(v) => Outcome::Done(v),
+            Err(e) => Outcome::Failed(e.to_string()),
+        };
+        if queue.finish(job.id, &opts.name, &outcome)? {
+            summary.jobs += 1;
+        } else {
+            summary.lost += 1;
+            log(&format!("job {}: taken over by another worker, result dropped", job.id));
+        }
+    }
+}
+
+/// Does one job.
+fn work(
+    queue: &Queue,
+    evaluator: &dyn Evaluator,
+    opts: &WorkerOptions,
+    loaded: &Mutex<HashSet<String>>,
+    kind: &str,
+    payload: &Value,
+    log: &dyn Fn(&str),
+) -> Result<Value, EvalError> {
+    let status = |s: &str| log(s);
+    match kind {
+        "prepare" => {
+            let data: DataConfig = serde_json::from_value(payload["data"].clone())?;
+            let p = evaluator.prepare(data, &opts.cache_dir, None, &status)?;
+            let rel = p.checkpoint.ok_or("the evaluator saved no supernet checkpoint")?;
+            let bytes = std::fs::read(opts.cache_dir.join(&rel))?;
+            queue.put_blob(&rel, &bytes)?;
+            lock(loaded).insert(data.key());
+            Ok(json!({ "checkpoint": rel, "seconds": p.seconds }))
+        }
+        "evaluate" | "promote" => {
+            let cand: Candidate = serde_json::from_value(payload["candidate"].clone())?;
+            let seed = payload["seed"].as_u64().ok_or("job without a seed")?;
+            ensure_loaded(queue, evaluator, opts, loaded, cand.data, &status)?;
+            if kind == "evaluate" {
+                Ok(serde_json::to_value(evaluator.evaluate(&cand, seed)?)?)
+            } else {
+                let promotion: Promotion = serde_json::from_value(payload["promotion"].clone())?;
+                Ok(serde_json::to_value(evaluator.promote(&cand, promotion, seed)?)?)
+            }
+        }
+        other => Err(format!("unknown job kind {other:?}").into()),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Loads the supernet of `data` into the evaluator, fetching it from the study.
+fn ensure_loaded(
+    queue: &Queue,
+    evaluator: &dyn Evaluator,
+    opts: &WorkerOptions,
+    loaded: &Mutex<HashSet<String>>,
+    data: DataConfig,
+    status: &dyn Fn(&str),
+) -> Result<(), EvalError> {
+    if lock(loaded).contains(&data.key()) {
+        return Ok(());
+    }
+    let rel = queue.prepared(data)?.ok_or_else(|| format!("no supernet of {data} in the study yet"))?;
+    let path = opts.cache_dir.join(&rel);
+    if !path.is_file() {
+        let bytes = queue.blob(&rel)?.ok_or_else(|| format!("supernet {rel} is not in the study"))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // write then rename, so a killed worker leaves no half file behind
+        let tmp = path.with_extension("part");
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    evaluator.prepare(data, &opts.cache_dir, Some(&rel), status)?;
+    lock(loaded).insert(data.key());
+    Ok(())
+}
