@@ -11,10 +11,15 @@
 //! - `cargo xtask int8-check [--steps N] [--eval-limit N]`: a Fashion-MNIST network
 //!   exported to int8 and run by the real TFLM over the test split (0 LSB against
 //!   danas's int8 evaluator, at most 1.5 points below float).
+//! - `cargo xtask scale-bench [--trials N] [--reps N]`: trials per minute of a shared
+//!   PostgreSQL study with 1 and with 2 workers on this machine (a server it starts).
 
 mod int8;
 mod plot;
 mod repro;
+mod scale;
+
+use scale::{PgServer, pg_bin};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,7 +37,8 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("repro") => repro::repro(&root, &args[1..]),
         Some("int8-check") => int8::int8_check(&root, &args[1..]),
-        Some(other) => bail!("unknown task {other:?}; known: ci, setup, bench, repro, int8-check"),
+        Some("scale-bench") => scale::bench(&root, &args[1..]),
+        Some(other) => bail!("unknown task {other:?}; known: ci, setup, bench, repro, int8-check, scale-bench"),
         None => {
             eprintln!(
                 "usage: cargo xtask <ci | setup | bench [NAME...] | bench --peer [--steps N] | repro EXPERIMENT --scale S [--dry-run]>"
@@ -128,73 +134,6 @@ fn python_venv(venv: &Path, modules: &str, packages: &[&str]) -> Result<PathBuf>
         run(Command::new(&py).args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]).args(packages))?;
     }
     Ok(py)
-}
-
-/// The directory of Debian's PostgreSQL server binaries (`initdb`, `pg_ctl`), newest first.
-fn pg_bin() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|d| d.join("pg_ctl").is_file() && d.join("initdb").is_file())
-        .collect();
-    dirs.sort();
-    dirs.pop()
-}
-
-/// A throwaway PostgreSQL server on loopback, its data in a temp directory; stopped
-/// and removed on drop. As root, the server runs as Debian's `postgres` user (it
-/// refuses to run as root).
-struct PgServer {
-    bin: PathBuf,
-    dir: PathBuf,
-    url: String,
-}
-
-impl PgServer {
-    fn start() -> Result<Self> {
-        let bin =
-            pg_bin().context("no PostgreSQL server binaries in /usr/lib/postgresql (apt-get install postgresql)")?;
-        let dir = std::env::temp_dir().join(format!("danas-pg-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        let as_owner = |program: PathBuf| -> Command {
-            if is_root() {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(program);
-                c
-            } else {
-                Command::new(program)
-            }
-        };
-        if is_root() {
-            run(Command::new("chown").args(["postgres"]).arg(&dir))?;
-        }
-        let data = dir.join("data");
-        run(as_owner(bin.join("initdb")).arg("-D").arg(&data).args(["-A", "trust", "-U", "danas", "-E", "UTF8"]))?;
-        let port = 20000 + std::process::id() % 20000;
-        let opts = format!("-c listen_addresses=127.0.0.1 -p {port} -k {}", dir.display());
-        run(as_owner(bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-o", &opts, "-l"])
-            .arg(dir.join("server.log"))
-            .args(["-w", "start"]))?;
-        Ok(Self { bin, dir, url: format!("postgres://danas@127.0.0.1:{port}/postgres") })
-    }
-}
-
-impl Drop for PgServer {
-    fn drop(&mut self) {
-        let mut c = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(self.bin.join("pg_ctl"));
-            c
-        } else {
-            Command::new(self.bin.join("pg_ctl"))
-        };
-        let _ = c.arg("-D").arg(self.dir.join("data")).args(["-m", "fast", "-w", "stop"]).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn is_root() -> bool {

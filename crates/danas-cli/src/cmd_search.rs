@@ -84,7 +84,7 @@ pub struct Args {
     /// One supernet for every data configuration, trained on all of them in turn.
     #[arg(long)]
     pub shared_supernet: Option<bool>,
-    /// Selection: `halving` (the default: successive halving above the supernet's score) or `proxy` (the score alone, the paper).
+    /// Selection: `proxy` (the default: the supernet's score alone, as the paper) or `halving` (successive halving above it).
     #[arg(long)]
     pub selection: Option<danas_search::config::SelectionMode>,
     /// Results directory (default: a new dated folder under `results/`).
@@ -377,8 +377,9 @@ fn print_summary(s: &SearchSummary, json: bool) -> anyhow::Result<()> {
         s.progress.elapsed.as_secs_f64() / 60.0
     );
     print_pareto(&s.outputs.pareto);
+    let journal = if s.dir.join(STUDY_FILE).is_file() { ", study.sqlite" } else { "" };
     println!(
-        "\nResults in {}: report.md, pareto.csv, pareto.json, trials.csv, plots (*.svg, *.png), study.sqlite",
+        "\nResults in {}: report.md, pareto.csv, pareto.json, trials.csv, plots (*.svg, *.png){journal}",
         s.dir.display()
     );
     let models = s.dir.join("models");

@@ -123,10 +123,10 @@ fn trials(j: &Journal) -> Vec<serde_json::Value> {
 fn audit(q: &Queue) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
     let mut done = BTreeMap::new();
     let mut claims = BTreeMap::new();
-    for (key, _kind, _worker, outcome) in q.attempts().unwrap() {
-        *claims.entry(key.clone()).or_insert(0) += 1;
-        if outcome.as_deref() == Some("done") {
-            *done.entry(key).or_insert(0) += 1;
+    for a in q.attempts().unwrap() {
+        *claims.entry(a.key.clone()).or_insert(0) += 1;
+        if a.outcome.as_deref() == Some("done") {
+            *done.entry(a.key).or_insert(0) += 1;
         }
     }
     (done, claims)
@@ -161,8 +161,11 @@ fn three_workers_finish_a_study_with_every_job_done_once() {
     for (key, n) in &prepares {
         assert_eq!(**n, 1, "{key}: a supernet was claimed {n} times");
     }
+    // every configuration the search used has its supernet; the study queues the
+    // space's six up front (the demo space: 16-32 px, rgb and grayscale)
     let configs: std::collections::BTreeSet<_> = ts.iter().map(|t| t.candidate.data.key()).collect();
-    assert_eq!(prepares.len(), configs.len(), "one supernet per data configuration the search used");
+    assert!(configs.iter().all(|k| prepares.iter().any(|(p, _)| **p == format!("prepare:{k}"))));
+    assert_eq!(prepares.len(), 6, "one supernet per data configuration of the space");
     let evals = done.keys().filter(|k| k.starts_with("evaluate:")).count();
     assert_eq!(evals, 9, "one evaluation per trial");
     // report works on the PostgreSQL study
@@ -191,9 +194,9 @@ fn a_killed_worker_s_trial_is_run_again_by_another() {
                 .attempts()
                 .unwrap()
                 .into_iter()
-                .find(|(key, _, w, outcome)| w == "doomed" && key.starts_with("evaluate:") && outcome.is_none());
-            if let Some((key, ..)) = open {
-                break key;
+                .find(|a| a.worker == "doomed" && a.key.starts_with("evaluate:") && a.outcome.is_none());
+            if let Some(a) = open {
+                break a.key;
             }
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -204,10 +207,10 @@ fn a_killed_worker_s_trial_is_run_again_by_another() {
     finish(s, "the search");
     finish(b, "the second worker");
     let q = Queue::connect(&storage).unwrap();
-    let tries: Vec<_> = q.attempts().unwrap().into_iter().filter(|(k, ..)| *k == held).collect();
+    let tries: Vec<_> = q.attempts().unwrap().into_iter().filter(|a| a.key == held).collect();
     assert_eq!(tries.len(), 2, "{held}: {tries:?}");
-    assert_eq!((tries[0].2.as_str(), tries[0].3.as_deref()), ("doomed", None));
-    assert_eq!((tries[1].2.as_str(), tries[1].3.as_deref()), ("rescuer", Some("done")));
+    assert_eq!((tries[0].worker.as_str(), tries[0].outcome.as_deref()), ("doomed", None));
+    assert_eq!((tries[1].worker.as_str(), tries[1].outcome.as_deref()), ("rescuer", Some("done")));
     let j = Journal::open_postgres_read_only(&storage).unwrap();
     let ts = j.trials().unwrap();
     assert_eq!(ts.iter().filter(|t| t.status == TrialStatus::Complete).count(), 4);

@@ -113,11 +113,13 @@ impl Default for SupernetSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SelectionMode {
-    /// The supernet's score ranks alone (the paper).
+    /// The supernet's score ranks alone (the paper; the default: with sandwich
+    /// supernets it ranks across data configurations at Kendall τ 0.66–0.76).
+    #[default]
     Proxy,
     /// Successive halving: the best `fraction` of the proxy's trials fine-tuned,
-    /// the best `top_k` of those retrained from scratch briefly (the default).
-    #[default]
+    /// the best `top_k` of those retrained from scratch briefly. More robust picks,
+    /// at a cost: on the demo search its rungs take longer than the search itself.
     Halving,
 }
 
@@ -150,7 +152,7 @@ pub struct SelectionSettings {
 
 impl Default for SelectionSettings {
     fn default() -> Self {
-        Self { mode: SelectionMode::Halving, finetune_steps: 40, fraction: 0.25, retrain_steps: 300, top_k: 3 }
+        Self { mode: SelectionMode::Proxy, finetune_steps: 40, fraction: 0.25, retrain_steps: 300, top_k: 3 }
     }
 }
 
@@ -694,7 +696,8 @@ impl SearchConfig {
         let config = serde_json::to_value(self).map_err(|e| bad("config", "?", e.to_string()))?;
         let search = match storage {
             Some(storage) => {
-                let remote = crate::scale::RemoteEvaluator::new(storage, local, self.supernet.shared);
+                let remote = crate::scale::RemoteEvaluator::new(storage, local, self.supernet.shared)
+                    .prefetch(self.prefetch_configs(space.as_ref()));
                 crate::Search::new(Arc::clone(&space), opt, gate, Arc::new(remote)).storage(storage.clone())
             }
             None => crate::Search::new(space, opt, gate, local),
@@ -707,6 +710,12 @@ impl SearchConfig {
             .final_top_k(self.final_top_k)
             .halving(self.selection.halving())
             .config(config))
+    }
+
+    /// The data configurations a shared study trains supernets for up front: the
+    /// space's (a fixed data configuration is the space's only one).
+    fn prefetch_configs(&self, space: &dyn CandidateSpace) -> Vec<danas_core::DataConfig> {
+        space.data_configs()
     }
 
     /// The evaluator a worker of a study with these settings runs.

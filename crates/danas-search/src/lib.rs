@@ -40,6 +40,6 @@ pub use error::SearchError;
 pub use evaluator::{SupernetEvaluator, metrics_of};
 pub use gate::CostModelGate;
 pub use halving::{Halving, Promote, Promotion, Rung, RungRecord};
-pub use journal::postgres::{Job, Outcome, Queue, Storage};
+pub use journal::postgres::{Attempt, Job, Outcome, Queue, Storage};
 pub use journal::{Journal, STUDY_FORMAT, SupernetRecord, TrialEnd, TrialRecord, TrialStatus};
 pub use search::{STUDY_FILE, Search};

@@ -28,6 +28,7 @@ pub struct RemoteEvaluator {
     local: Arc<dyn Evaluator>,
     shared_supernet: bool,
     poll: Duration,
+    prefetch: Vec<DataConfig>,
 }
 
 impl std::fmt::Debug for RemoteEvaluator {
@@ -47,7 +48,18 @@ impl RemoteEvaluator {
             local,
             shared_supernet,
             poll: Duration::from_millis(200),
+            prefetch: Vec::new(),
         }
+    }
+
+    /// Queues the supernets of these data configurations as soon as the study
+    /// exists, so idle workers train them in parallel before the search asks for
+    /// them (the search itself meets a new data configuration one batch at a time).
+    /// Changes no result: each supernet depends on its configuration and the seed only.
+    #[must_use]
+    pub fn prefetch(mut self, data: Vec<DataConfig>) -> Self {
+        self.prefetch = data;
+        self
     }
 
     fn queue(&self) -> Result<&Queue, SearchError> {
@@ -55,6 +67,13 @@ impl RemoteEvaluator {
             return Ok(q);
         }
         let q = Queue::connect(&self.storage)?;
+        let mut keys = HashSet::new();
+        for &data in &self.prefetch {
+            let key = prepare_key(data, self.shared_supernet);
+            if keys.insert(key.clone()) {
+                q.submit("prepare", &key, &json!({ "data": data }))?;
+            }
+        }
         Ok(self.queue.get_or_init(|| q))
     }
 
@@ -180,14 +199,18 @@ pub fn run_worker(
     let beat = Queue::connect(storage)?;
     let loaded: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
     let mut summary = WorkerSummary::default();
+    // Poll quickly right after a job (the search's next batch is near), slower when idle.
+    let mut idle = Duration::from_millis(5);
     loop {
         let Some(job) = queue.claim(&opts.name, opts.stale_after.as_secs_f64())? else {
             if queue.finished()? {
                 return Ok(summary);
             }
-            std::thread::sleep(opts.idle_poll);
+            std::thread::sleep(idle);
+            idle = (idle * 2).min(opts.idle_poll);
             continue;
         };
+        idle = Duration::from_millis(5);
         log(&format!("job {} ({})", job.id, job.kind));
         let stop = AtomicBool::new(false);
         let outcome = std::thread::scope(|s| {

@@ -232,6 +232,20 @@ pub struct Job {
     pub payload: Value,
 }
 
+/// One worker's attempt at a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The job's key (`prepare:32-rgb`, `evaluate:SEED:CANDIDATE`, …).
+    pub key: String,
+    /// `prepare`, `evaluate` or `promote`.
+    pub kind: String,
+    /// The worker's name.
+    pub worker: String,
+    /// `done`, `failed`, `lost` (taken over by another worker), or `None` while
+    /// running or when the worker died.
+    pub outcome: Option<String>,
+}
+
 /// How a job ended, as the submitter sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -305,16 +319,19 @@ impl Queue {
         })
     }
 
-    /// Waits for job `id`'s outcome, polling every `poll`.
+    /// Waits for job `id`'s outcome, polling at most every `poll`.
     ///
     /// # Errors
     /// Database errors.
     pub fn wait(&self, id: i64, poll: std::time::Duration) -> Result<Outcome, SearchError> {
+        // short waits first: most evaluations take a fraction of a second
+        let mut wait = std::time::Duration::from_millis(5).min(poll);
         loop {
             if let Some(o) = self.outcome(id)? {
                 return Ok(o);
             }
-            std::thread::sleep(poll);
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(poll);
         }
     }
 
@@ -440,16 +457,19 @@ impl Queue {
         })
     }
 
-    /// Every attempt as (job key, kind, worker, outcome), oldest first: the audit
-    /// trail (a job `done` more than once would show here).
+    /// Every attempt, oldest first: the audit trail (a job `done` more than once
+    /// would show here).
     ///
     /// # Errors
     /// Database errors.
-    pub fn attempts(&self) -> Result<Vec<(String, String, String, Option<String>)>, SearchError> {
+    pub fn attempts(&self) -> Result<Vec<Attempt>, SearchError> {
         let rows = self.run(
             "SELECT j.key, j.kind, a.worker, a.outcome FROM attempts a JOIN jobs j ON j.id = a.job ORDER BY a.started_at",
             &[],
         )?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| Attempt { key: r.get(0), kind: r.get(1), worker: r.get(2), outcome: r.get(3) })
+            .collect())
     }
 }
