@@ -187,13 +187,7 @@ impl Arena {
         }
         let ctx = Ctx::new(root, o)?;
         ctx.write_meta(o, &cfg, 1)?;
-        let env = crate::setup(root)?;
-        let tflm_py = env
-            .vars
-            .iter()
-            .find(|(k, _)| k == "DANAS_TFLM_PYTHON")
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| anyhow!("no TFLM venv"))?;
+        let tflm_py = super::tflm_python(root)?;
         let mut files: Vec<(PathBuf, String, String)> = Vec::new();
         if let Some(m) = &cfg.models {
             let dir = root.join(m);

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use danas_search::stats::median;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -121,13 +121,7 @@ impl CostModel {
         }
         let ctx = Ctx::new(root, o)?;
         ctx.write_meta(o, &cfg, 1)?;
-        let env = crate::setup(root)?;
-        let tflm_py = env
-            .vars
-            .iter()
-            .find(|(k, _)| k == "DANAS_TFLM_PYTHON")
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| anyhow!("no TFLM venv"))?;
+        let tflm_py = super::tflm_python(root)?;
         let mut folders: Vec<PathBuf> = Vec::new();
         if let Some(m) = &cfg.models {
             folders.push(root.join(m));

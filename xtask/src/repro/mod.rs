@@ -136,6 +136,16 @@ pub fn repro(root: &Path, args: &[String]) -> Result<()> {
     }
 }
 
+/// The Python with the real TFLM interpreter (`.venv-tflm`, made by `setup`).
+fn tflm_python(root: &Path) -> Result<String> {
+    let env = crate::setup(root)?;
+    env.vars
+        .iter()
+        .find(|(k, _)| k == "DANAS_TFLM_PYTHON")
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| anyhow!("no TFLM venv"))
+}
+
 /// The danas binary and where runs go.
 struct Ctx {
     root: PathBuf,
