@@ -16,7 +16,7 @@ use danas_tflite::{calibrate, float_model, quantize};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Ctx, Opts};
+use super::{Ctx, Mix, Opts};
 
 /// The settings of `repro/arena.toml` at one scale.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,24 +41,6 @@ pub(super) struct Arena {
     /// 32-bit boards whose estimate is listed next to the host's (not measurable here).
     #[serde(default)]
     boards: Vec<String>,
-}
-
-/// SplitMix64, for the candidate sample.
-struct Mix(u64);
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[(self.next() % v.len() as u64) as usize]
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
 }
 
 /// A random candidate of the `paper` space's shape (smaller resolutions, to keep the

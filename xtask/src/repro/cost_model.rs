@@ -12,7 +12,7 @@ use danas_search::stats::median;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Ctx, Opts};
+use super::{Ctx, Mix, Opts};
 use crate::plot::{Figure, Series, draw};
 
 /// The settings of `repro/cost-model.toml` at one scale.
@@ -43,21 +43,6 @@ pub(super) struct CostModel {
 
 fn two() -> u32 {
     2
-}
-
-/// A small deterministic generator (SplitMix64) for the candidate sample.
-struct Mix(u64);
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[(self.next() % v.len() as u64) as usize]
-    }
 }
 
 impl CostModel {

@@ -136,6 +136,25 @@ pub fn repro(root: &Path, args: &[String]) -> Result<()> {
     }
 }
 
+/// A small deterministic generator (SplitMix64) for the experiments' model samples.
+struct Mix(u64);
+impl Mix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[(self.next() % v.len() as u64) as usize]
+    }
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
 /// The Python with the real TFLM interpreter (`.venv-tflm`, made by `setup`).
 fn tflm_python(root: &Path) -> Result<String> {
     let env = crate::setup(root)?;
