@@ -64,7 +64,23 @@ impl std::fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+/// A reader that closed the pipe early (`danas estimate … | head`) ends the program
+/// quietly with the shell's SIGPIPE status, instead of a panic from `println!`.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        if msg.is_some_and(|m| m.contains("failed printing to stdout") && m.contains("Broken pipe")) {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     // The training device (`DANAS_DEVICE`: cpu, cuda, wgpu) is checked before any work.
     let trains = matches!(
