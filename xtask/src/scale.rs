@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use danas_search::stats::median;
 
 use crate::{is_root, run, target_dir};
 
@@ -28,6 +29,18 @@ pub(crate) struct PgServer {
     pub(crate) url: String,
 }
 
+/// `program` as the server's owner: Debian's `postgres` user when root (PostgreSQL
+/// refuses to run as root), else the current user.
+fn as_owner(program: PathBuf) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
 impl PgServer {
     pub(crate) fn start() -> Result<Self> {
         let bin =
@@ -35,15 +48,6 @@ impl PgServer {
         let dir = std::env::temp_dir().join(format!("danas-pg-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let as_owner = |program: PathBuf| -> Command {
-            if is_root() {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(program);
-                c
-            } else {
-                Command::new(program)
-            }
-        };
         if is_root() {
             run(Command::new("chown").args(["postgres"]).arg(&dir))?;
         }
@@ -63,14 +67,11 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        let mut c = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(self.bin.join("pg_ctl"));
-            c
-        } else {
-            Command::new(self.bin.join("pg_ctl"))
-        };
-        let _ = c.arg("-D").arg(self.dir.join("data")).args(["-m", "fast", "-w", "stop"]).status();
+        let _ = as_owner(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -133,18 +134,7 @@ pub(crate) fn bench(root: &std::path::Path, args: &[String]) -> Result<()> {
             rates[workers - 1].push(rate);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n == 0 {
-            0.0
-        } else if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
-    };
-    let (one, two) = (median(&mut rates[0]), median(&mut rates[1]));
+    let (one, two) = (median(&rates[0]), median(&rates[1]));
     println!("trials per minute (median of {reps}): 1 worker {one:.1}, 2 workers {two:.1}; ratio {:.2}", two / one);
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())

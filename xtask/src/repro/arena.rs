@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use danas_core::{Arch, Candidate, Color, DataConfig};
 use danas_search::stats::median;
 use danas_tflite::{ElemType, FloatNet, Fused, Model, OpDef, Operator, QuantOptions, TensorDef};
@@ -173,10 +173,7 @@ impl Arena {
         let mut files: Vec<(PathBuf, String, String)> = Vec::new();
         if let Some(m) = &cfg.models {
             let dir = root.join(m);
-            let manifest: Vec<Value> = serde_json::from_str(
-                &std::fs::read_to_string(dir.join("manifest.json"))
-                    .with_context(|| format!("{}/manifest.json", dir.display()))?,
-            )?;
+            let manifest = super::read_manifest(&dir)?;
             for m in manifest {
                 let file = m["file"].as_str().unwrap_or("").to_string();
                 files.push((dir.join(&file), "MobileNetV2 (int8, TensorFlow converter)".into(), file));

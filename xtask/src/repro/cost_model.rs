@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use danas_search::stats::median;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -133,10 +133,7 @@ impl CostModel {
         let probe = root.join("crates/danas-cost/tools/tflm_probe.py");
         let mut rows = Vec::new();
         for dir in &folders {
-            let manifest: Vec<Value> = serde_json::from_str(
-                &std::fs::read_to_string(dir.join("manifest.json"))
-                    .with_context(|| format!("{}/manifest.json", dir.display()))?,
-            )?;
+            let manifest = super::read_manifest(dir)?;
             for m in manifest {
                 let file = dir.join(m["file"].as_str().unwrap_or(""));
                 eprintln!("  {}", file.display());

@@ -155,6 +155,13 @@ impl Mix {
     }
 }
 
+/// The entries of a model folder's `manifest.json` (as `make_models.py` writes it).
+fn read_manifest(dir: &Path) -> Result<Vec<Value>> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))
+}
+
 /// The Python with the real TFLM interpreter (`.venv-tflm`, made by `setup`).
 fn tflm_python(root: &Path) -> Result<String> {
     let env = crate::setup(root)?;

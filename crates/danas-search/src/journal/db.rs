@@ -220,8 +220,15 @@ impl Db {
         Ok(self.query(sql, params, at)?.into_iter().next())
     }
 
-    /// Runs statements in one transaction; returns the rows each changed.
-    pub(crate) fn transaction(&mut self, stmts: &[Stmt<'_>], at: &str) -> Result<Vec<u64>, SearchError> {
+    /// Runs statements in one transaction; returns the rows each changed. With
+    /// `first_must_change`, a first statement that changes no row rolls the whole
+    /// transaction back (its count, 0, tells the caller).
+    pub(crate) fn transaction(
+        &mut self,
+        stmts: &[Stmt<'_>],
+        first_must_change: bool,
+        at: &str,
+    ) -> Result<Vec<u64>, SearchError> {
         match self {
             Db::Sqlite(c) => {
                 let db = |source| SearchError::Db { path: at.into(), source };
@@ -229,6 +236,9 @@ impl Db {
                 let mut counts = Vec::with_capacity(stmts.len());
                 for (sql, params) in stmts {
                     counts.push(tx.execute(sql, rusqlite::params_from_iter(sqlite_params(params))).map_err(db)? as u64);
+                    if first_must_change && counts == [0] {
+                        return Ok(counts); // dropped: rolled back
+                    }
                 }
                 tx.commit().map_err(db)?;
                 Ok(counts)
@@ -241,6 +251,9 @@ impl Db {
                     let p = pg_params(params);
                     let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = p.iter().map(|b| b.as_ref()).collect();
                     counts.push(tx.execute(pg_sql(sql).as_str(), &refs).map_err(|e| pg_err(at, e))?);
+                    if first_must_change && counts == [0] {
+                        return Ok(counts); // dropped: rolled back
+                    }
                 }
                 tx.commit().map_err(|e| pg_err(at, e))?;
                 Ok(counts)

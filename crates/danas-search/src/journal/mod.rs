@@ -298,7 +298,7 @@ impl Journal {
             vec![now().into(), format!("study format {OLDEST_FORMAT} -> {STUDY_FORMAT}, {} trials", rows.len()).into()],
         ));
         let at = self.at.clone();
-        self.db.transaction(&stmts, &at)?;
+        self.db.transaction(&stmts, false, &at)?;
         self.format = STUDY_FORMAT;
         Ok(())
     }
@@ -444,11 +444,10 @@ impl Journal {
             stmts.push(("INSERT INTO optimizer_events (event) VALUES (?1)", vec![ev.to_string().into()]));
         }
         let at = self.at.clone();
-        // The update of an unknown id changes nothing; roll nothing else in then.
-        if self.db.query_one("SELECT id FROM trials WHERE id = ?1", &[(id as i64).into()], &at)?.is_none() {
+        // The update of an unknown id changes nothing: then nothing else is committed.
+        if self.db.transaction(&stmts, true, &at)?.first() == Some(&0) {
             return Err(SearchError::UnknownTrial(id));
         }
-        self.db.transaction(&stmts, &at)?;
         Ok(())
     }
 

@@ -57,6 +57,7 @@ impl Journal {
                 ),
                 ("UPDATE meta SET value = ?1 WHERE key = 'elapsed_seconds'", vec![elapsed_seconds.to_string().into()]),
             ],
+            false,
             &at,
         )?;
         Ok(RungRecord {
