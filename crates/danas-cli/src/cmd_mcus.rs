@@ -24,12 +24,29 @@ pub struct Args {
     /// write the calibrated profile with `--out`.
     #[arg(long, value_name = "CSV")]
     pub calibrate: Option<PathBuf>,
+    /// What the calibration fits: `free` (every coefficient; needs about six or more
+    /// varied measurements), `scale` (one factor over the profile: a faster or slower
+    /// core, same kernel library), or `conv-fc` (one cycles/MAC for every convolution
+    /// kind and one for fully connected layers: TFLM reference kernels).
+    #[arg(long, value_enum, default_value_t = FitArg::Free)]
+    pub fit: FitArg,
     /// The profile to calibrate: a built-in name or a TOML file.
     #[arg(long, default_value = "nucleo-h743")]
     pub mcu: String,
     /// Where to write the calibrated profile (TOML).
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// `--fit`: what a latency calibration fits.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FitArg {
+    /// Every coefficient on its own (least squares on cycles).
+    Free,
+    /// One factor over the profile's coefficients.
+    Scale,
+    /// One cycles/MAC for all convolutions, one for fully connected layers.
+    ConvFc,
 }
 
 /// A built-in profile by name, or a profile TOML file.
@@ -79,7 +96,12 @@ fn calibrate(args: &Args, csv: &Path) -> Result<()> {
     let dir = csv.parent().unwrap_or(Path::new("."));
     let samples = danas_cost::parse_calibration_csv(&text, &csv.display().to_string(), dir)
         .map_err(|e| InputError(e.to_string()))?;
-    let fit = danas_cost::calibrate(&base, &samples).map_err(|e| InputError(e.to_string()))?;
+    let how = match args.fit {
+        FitArg::Free => danas_cost::Fit::Free,
+        FitArg::Scale => danas_cost::Fit::Scale,
+        FitArg::ConvFc => danas_cost::Fit::ConvFc,
+    };
+    let fit = danas_cost::calibrate_with(&base, &samples, how).map_err(|e| InputError(e.to_string()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&fit)?);
     } else {
@@ -90,6 +112,15 @@ fn calibrate(args: &Args, csv: &Path) -> Result<()> {
             println!("{:<48} {:>12.3} {:>12.3} {:>7.1}%", s.label, s.measured_ms, p, rel);
         }
         println!("fit error: RMSE {:.3} ms, largest relative error {:.1}%", fit.rmse_ms, fit.max_rel_error * 100.0);
+        if !fit.kept.is_empty() {
+            println!("kept at the profile's values: {}", fit.kept.join(", "));
+        }
+        if args.fit == FitArg::Free && samples.len() < 6 {
+            println!(
+                "note: {} measurements for six coefficients; `--fit scale` or `--fit conv-fc` tie them (see README)",
+                samples.len()
+            );
+        }
         let c = &fit.profile.cycles_per_mac;
         println!(
             "cycles/MAC: 1x1 {:.3}, kxk {:.3}, depthwise {:.3}, fc {:.3}; per-op cycles {:.0}",

@@ -108,6 +108,17 @@ fn mcus_catalogue_template_and_calibration() {
     std::fs::write(&csv, "model,ms\n96:rgb:0.35:3-4-3-3-1,95\n32:grayscale:0.5:1-1-0-0-0,6.1\n64:rgb:0.25:2-2-1-0-0,22\n48:rgb:1.0:3-4-3-3-1,150\n").unwrap();
     let fit = json(&["mcus", "--calibrate", csv.to_str().unwrap(), "--json"]);
     assert!(fit["rmse_ms"].as_f64().unwrap().is_finite());
+    // Tied: one factor keeps the profile's relative costs; conv-fc shares one value
+    // across convolution kinds (these MobileNetV2 candidates have a negligible FC: kept).
+    let scaled = json(&["mcus", "--calibrate", csv.to_str().unwrap(), "--fit", "scale", "--json"]);
+    let c = &scaled["profile"]["cycles_per_mac"];
+    let ratio = c["depthwise"].as_f64().unwrap() / c["conv1x1"].as_f64().unwrap();
+    assert!((ratio - 6.5 / 3.6).abs() < 1e-9, "{c}");
+    let tied = json(&["mcus", "--calibrate", csv.to_str().unwrap(), "--fit", "conv-fc", "--json"]);
+    let c = &tied["profile"]["cycles_per_mac"];
+    assert_eq!(c["conv1x1"], c["depthwise"]);
+    assert!(tied["kept"].as_array().unwrap().iter().any(|k| k == "cycles_per_mac.fc"), "{}", tied["kept"]);
+    fails(&["mcus", "--calibrate", csv.to_str().unwrap(), "--fit", "magic"], "magic");
     std::fs::write(&csv, "model,ms\n96:rgb:zero:3-4-3-3-1,95\n").unwrap();
     fails(&["mcus", "--calibrate", csv.to_str().unwrap()], "line 2");
 }

@@ -29,6 +29,10 @@ pub struct Calibration {
     pub max_rel_error: f64,
     /// Predicted latency per sample, ms.
     pub predicted_ms: Vec<f64>,
+    /// Coefficients left at the profile's values: no sample exercises them (or, in a
+    /// tied fit, none enough to tell them from noise), or the fit does not tie them.
+    #[serde(default)]
+    pub kept: Vec<String>,
 }
 
 /// Parses a calibration CSV: a header line `model,ms`, then one measurement per line.
@@ -107,6 +111,7 @@ pub fn calibrate(profile: &Profile, samples: &[CalibrationSample]) -> Result<Cal
     let rows: Vec<[f64; 6]> = samples.iter().map(|s| row(&s.features)).collect();
     let y: Vec<f64> = samples.iter().map(|s| s.measured_ms * cyc_per_ms).collect();
     let mut active: Vec<usize> = (0..6).filter(|&j| rows.iter().any(|r| r[j] != 0.0)).collect();
+    let kept: Vec<String> = (0..6).filter(|j| !active.contains(j)).map(|j| COEFFICIENTS[j].to_string()).collect();
     loop {
         let fixed: Vec<usize> = (0..6).filter(|j| !active.contains(j)).collect();
         let resid: Vec<f64> =
@@ -138,9 +143,115 @@ pub fn calibrate(profile: &Profile, samples: &[CalibrationSample]) -> Result<Cal
         }
         active.retain(|j| !neg.contains(j));
     }
+    Ok(Calibration { kept, ..finish(profile, samples, &rows, coef) })
+}
+
+/// Which latency coefficients [`calibrate_with`] fits, and which move together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Every coefficient on its own, by least squares on cycles: [`calibrate`]. Needs
+    /// more varied measurements than coefficients (six).
+    Free,
+    /// One factor over all of the profile's coefficients: keeps the relative costs of
+    /// the profile's kernel library and fits the core's speed. For one or a few
+    /// measurements.
+    Scale,
+    /// One cycles-per-MAC shared by every convolution kind (1×1, k×k, depthwise) and
+    /// one for fully connected layers; element-wise and per-op cycles keep the
+    /// profile's values. Suits the TFLM reference kernels, which run the same plain
+    /// loop nest for every convolution kind. Needs at least one measurement per kind.
+    ConvFc,
+}
+
+/// Fits the latency coefficients of `profile` to `samples` as `fit` says. [`Fit::Free`]
+/// is [`calibrate`]; the tied fits minimise the squared *relative* error (so a 10 ms
+/// and a 1 s model count alike), keep coefficients to ≥ 0, and leave a tied group
+/// that accounts for under 5 % of every sample's cycles (under the profile's
+/// coefficients) at the profile's values: it cannot be told from noise.
+///
+/// # Errors
+/// [`CostError::Calibration`] when there are no samples.
+pub fn calibrate_with(profile: &Profile, samples: &[CalibrationSample], fit: Fit) -> Result<Calibration, CostError> {
+    let groups: Vec<Vec<usize>> = match fit {
+        Fit::Free => return calibrate(profile, samples),
+        Fit::Scale => vec![(0..6).collect()],
+        Fit::ConvFc => vec![vec![0, 1, 2], vec![3]],
+    };
+    if samples.is_empty() {
+        return Err(CostError::Calibration { origin: "<samples>".into(), line: 0, reason: "no measurements".into() });
+    }
+    let cyc_per_ms = profile.clock_mhz * 1000.0;
+    let c = &profile.cycles_per_mac;
+    let base = [c.conv1x1, c.conv, c.depthwise, c.fc, profile.cycles_per_element, profile.per_op_cycles];
+    // Within a group, Scale keeps the profile's ratios; ConvFc shares one value.
+    let weight = |j: usize| if fit == Fit::Scale { base[j] } else { 1.0 };
+    let rows: Vec<[f64; 6]> = samples.iter().map(|s| row(&s.features)).collect();
+    let y: Vec<f64> = samples.iter().map(|s| s.measured_ms * cyc_per_ms).collect();
+    let tied: Vec<usize> = groups.iter().flatten().copied().collect();
+    // Columns of the tied groups and what is left of each measurement, both divided
+    // by the measurement (relative error).
+    let x: Vec<Vec<f64>> = rows
+        .iter()
+        .zip(&y)
+        .map(|(r, &yy)| groups.iter().map(|g| g.iter().map(|&j| r[j] * weight(j)).sum::<f64>() / yy).collect())
+        .collect();
+    let t: Vec<f64> = rows
+        .iter()
+        .zip(&y)
+        .map(|(r, &yy)| (yy - (0..6).filter(|j| !tied.contains(j)).map(|j| r[j] * base[j]).sum::<f64>()) / yy)
+        .collect();
+    let mut coef = base;
+    // A group must matter somewhere to be told apart from the noise of the others.
+    let share = |r: &[f64; 6], g: &[usize]| {
+        let total: f64 = (0..6).map(|j| r[j] * base[j]).sum();
+        if total > 0.0 { g.iter().map(|&j| r[j] * base[j]).sum::<f64>() / total } else { 0.0 }
+    };
+    let mut active: Vec<usize> = (0..groups.len())
+        .filter(|&g| x.iter().any(|r| r[g] != 0.0) && rows.iter().any(|r| share(r, &groups[g]) >= MIN_SHARE))
+        .collect();
+    let kept: Vec<String> = (0..groups.len())
+        .filter(|g| !active.contains(g))
+        .flat_map(|g| groups[g].iter().map(|&j| COEFFICIENTS[j].to_string()))
+        .chain((0..6).filter(|j| !tied.contains(j)).map(|j| COEFFICIENTS[j].to_string()))
+        .collect();
+    while !active.is_empty() {
+        let k = active.len();
+        let mut a = vec![vec![0.0; k + 1]; k];
+        for (r, &tt) in x.iter().zip(&t) {
+            for (p, &gp) in active.iter().enumerate() {
+                for (q, &gq) in active.iter().enumerate() {
+                    a[p][q] += r[gp] * r[gq];
+                }
+                a[p][k] += r[gp] * tt;
+            }
+        }
+        let sol = solve(a);
+        if sol.iter().all(|v| *v >= 0.0) {
+            for (&g, &m) in active.iter().zip(&sol) {
+                for &j in &groups[g] {
+                    coef[j] = m * weight(j);
+                }
+            }
+            break;
+        }
+        // a negative group is dropped to zero and the rest refitted
+        let neg: Vec<usize> = active.iter().zip(&sol).filter(|(_, v)| **v < 0.0).map(|(&g, _)| g).collect();
+        for &g in &neg {
+            for &j in &groups[g] {
+                coef[j] = 0.0;
+            }
+        }
+        active.retain(|g| !neg.contains(g));
+    }
+    Ok(Calibration { kept, ..finish(profile, samples, &rows, coef) })
+}
+
+/// The calibration result of coefficients `coef` (in [`row`] order).
+fn finish(profile: &Profile, samples: &[CalibrationSample], rows: &[[f64; 6]], coef: [f64; 6]) -> Calibration {
+    let cyc_per_ms = profile.clock_mhz * 1000.0;
     let predicted: Vec<f64> =
         rows.iter().map(|r| r.iter().zip(&coef).map(|(x, c)| x * c).sum::<f64>() / cyc_per_ms).collect();
-    let n = samples.len() as f64;
+    let n = samples.len().max(1) as f64;
     let rmse = (samples.iter().zip(&predicted).map(|(s, p)| (p - s.measured_ms).powi(2)).sum::<f64>() / n).sqrt();
     let max_rel =
         samples.iter().zip(&predicted).map(|(s, p)| (p - s.measured_ms).abs() / s.measured_ms).fold(0.0, f64::max);
@@ -151,8 +262,22 @@ pub fn calibrate(profile: &Profile, samples: &[CalibrationSample]) -> Result<Cal
     p.cycles_per_mac.fc = coef[3];
     p.cycles_per_element = coef[4];
     p.per_op_cycles = coef[5];
-    Ok(Calibration { profile: p, rmse_ms: rmse, max_rel_error: max_rel, predicted_ms: predicted })
+    Calibration { profile: p, rmse_ms: rmse, max_rel_error: max_rel, predicted_ms: predicted, kept: Vec::new() }
 }
+
+/// The coefficients in [`row`] order, by their profile names.
+const COEFFICIENTS: [&str; 6] = [
+    "cycles_per_mac.conv1x1",
+    "cycles_per_mac.conv",
+    "cycles_per_mac.depthwise",
+    "cycles_per_mac.fc",
+    "cycles_per_element",
+    "per_op_cycles",
+];
+
+/// The least share of a sample's cycles (under the profile's coefficients) a tied
+/// group must have in some sample to be fitted.
+const MIN_SHARE: f64 = 0.05;
 
 /// Gaussian elimination with partial pivoting on an augmented k × (k+1) matrix.
 fn solve(mut a: Vec<Vec<f64>>) -> Vec<f64> {

@@ -33,7 +33,7 @@ use danas_core::{Blueprint, Candidate, Graph, Precision};
 pub use danas_core::{Costs, Feasibility, Limits, Violation};
 use serde::{Deserialize, Serialize};
 
-pub use calibrate::{Calibration, CalibrationSample, calibrate, parse_calibration_csv};
+pub use calibrate::{Calibration, CalibrationSample, Fit, calibrate, calibrate_with, parse_calibration_csv};
 pub use error::CostError;
 pub use paper::{PaperEstimate, paper_estimate};
 pub use plan::{Buffer, Plan, align16, greedy_plan, live_bound};

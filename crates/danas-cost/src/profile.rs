@@ -89,6 +89,14 @@ const MIB: u64 = 1024 * 1024;
 /// CMSIS-NN coefficients on a Cortex-M7 (≈ 4.1 cycles/MAC whole-model, §7 of the notes).
 const M7_CMSIS: CyclesPerMac = CyclesPerMac { conv1x1: 3.6, conv: 4.8, depthwise: 6.5, fc: 4.0 };
 
+/// TFLM reference kernels: one cost per MAC for every convolution kind (the same plain
+/// loop nest), another for fully connected layers. Fitted (`conv-fc`) on the published
+/// MLPerf Tiny v0.5 latencies of the one reference-kernel submission, the PCL Scepu02
+/// (RV32IMAC, 336 MHz): held-out error 4–18 % on the three convolutional models
+/// (`cargo xtask repro latency`, docs/results/cost-model/latency). Other cores scale it
+/// by their core factor, which is not measured.
+const REFERENCE: CyclesPerMac = CyclesPerMac { conv1x1: 36.9, conv: 36.9, depthwise: 36.9, fc: 17.3 };
+
 #[allow(clippy::too_many_arguments)]
 fn board(
     name: &str,
@@ -105,6 +113,10 @@ fn board(
         Kernels::TflmReference => 11.3,
         Kernels::InPlace => 0.52,
     };
+    let cycles_per_mac = match kernels {
+        Kernels::TflmReference => REFERENCE.scaled(core_factor),
+        _ => M7_CMSIS.scaled(core_factor * lib_factor),
+    };
     Profile {
         name: name.into(),
         board: board.into(),
@@ -114,7 +126,7 @@ fn board(
         flash_bytes,
         kernels,
         pointer_bytes: 4,
-        cycles_per_mac: M7_CMSIS.scaled(core_factor * lib_factor),
+        cycles_per_mac,
         cycles_per_element: 2.0 * core_factor * lib_factor.sqrt(),
         per_op_cycles: 2000.0,
         runtime_flash_bytes: 93 * KIB,
@@ -125,8 +137,10 @@ fn board(
 /// The built-in catalogue: the eight boards of the reference notes, plus a host profile
 /// (64-bit, TFLM reference kernels) matching the PyPI `tflite-micro` interpreter.
 ///
-/// Latency coefficients are defaults derived from published whole-model cycles per MAC
-/// (Cortex-M7: CMSIS-NN ≈ 4, reference ≈ 46); calibrate them with [`crate::calibrate`].
+/// Latency coefficients are defaults: CMSIS-NN boards from published whole-model cycles
+/// per MAC on a Cortex-M7 (≈ 4) scaled per core; reference-kernel boards from the
+/// MLPerf Tiny results of a reference-kernel board (see `REFERENCE` in the source).
+/// Calibrate them for a board with [`crate::calibrate`] or [`crate::calibrate_with`].
 pub fn catalogue() -> Vec<Profile> {
     use Kernels::*;
     let mut v = vec![
@@ -138,6 +152,8 @@ pub fn catalogue() -> Vec<Profile> {
         board("rpi-pico", "Raspberry Pi Pico (RP2040)", "Cortex-M0+", 133.0, 264 * KIB, 2 * MIB, CmsisNn, 4.0),
         board("esp32-s3", "ESP32-S3", "Xtensa LX7", 240.0, 512 * KIB, 8 * MIB, TflmReference, 0.8),
         board("nicla-vision", "Arduino Nicla Vision (STM32H747)", "Cortex-M7", 480.0, MIB, 2 * MIB, CmsisNn, 1.0),
+        // The MLPerf Tiny v0.5 submission with TFLM's reference kernels (SRAM 2 MB, 4 MB SPI flash).
+        board("pcl-scepu02", "PCL Scepu02 (RV32IMAC)", "RV32IMAC", 336.0, 2 * MIB, 4 * MIB, TflmReference, 1.0),
     ];
     let mut host = board(
         "host",

@@ -172,3 +172,53 @@ fn calibration_recovers_coefficients() {
         .to_string();
     assert!(e.contains("m.csv") && e.contains("line 2"), "{e}");
 }
+
+/// A measurement of `f` taken on a board whose cycles are `cycles`.
+fn sample(label: &str, f: LatencyFeatures, cycles: f64, clock_mhz: f64) -> CalibrationSample {
+    CalibrationSample { label: label.into(), features: f, measured_ms: cycles / (clock_mhz * 1000.0) }
+}
+
+#[test]
+fn tied_calibrations_recover_their_parameters_from_few_measurements() {
+    let p = Profile::builtin("nucleo-l4r5").unwrap();
+    let conv = LatencyFeatures { conv_macs: 1e6, conv1x1_macs: 2e6, ops: 10.0, elements: 1e4, ..Default::default() };
+    let dw = LatencyFeatures { depthwise_macs: 3e5, conv1x1_macs: 1e6, ops: 8.0, ..Default::default() };
+    let fc = LatencyFeatures { fc_macs: 2e5, ops: 4.0, ..Default::default() };
+    let cycles = |f: &LatencyFeatures, q: &Profile| {
+        let c = &q.cycles_per_mac;
+        f.conv1x1_macs * c.conv1x1
+            + f.conv_macs * c.conv
+            + f.depthwise_macs * c.depthwise
+            + f.fc_macs * c.fc
+            + f.elements * q.cycles_per_element
+            + f.ops * q.per_op_cycles
+    };
+    // A board 2.5× slower than the profile in every respect: Scale finds 2.5 from one sample.
+    let mut slow = p.clone();
+    let c = p.cycles_per_mac;
+    slow.cycles_per_mac =
+        CyclesPerMac { conv1x1: c.conv1x1 * 2.5, conv: c.conv * 2.5, depthwise: c.depthwise * 2.5, fc: c.fc * 2.5 };
+    slow.cycles_per_element *= 2.5;
+    slow.per_op_cycles *= 2.5;
+    let one = [sample("conv", conv, cycles(&conv, &slow), p.clock_mhz)];
+    let cal = calibrate_with(&p, &one, Fit::Scale).unwrap();
+    assert!((cal.profile.cycles_per_mac.fc / p.cycles_per_mac.fc - 2.5).abs() < 1e-9, "{:?}", cal.profile);
+    assert!(cal.max_rel_error < 1e-9);
+    // Reference-like kernels: 30 cycles per convolution MAC of any kind, 12 per FC MAC.
+    let mut reference = p.clone();
+    reference.cycles_per_mac = CyclesPerMac { conv1x1: 30.0, conv: 30.0, depthwise: 30.0, fc: 12.0 };
+    let three: Vec<_> =
+        [("conv", conv), ("dw", dw), ("fc", fc)].map(|(l, f)| sample(l, f, cycles(&f, &reference), p.clock_mhz)).into();
+    let cal = calibrate_with(&p, &three, Fit::ConvFc).unwrap();
+    let c = &cal.profile.cycles_per_mac;
+    assert!((c.conv1x1 - 30.0).abs() < 1e-6 && (c.depthwise - 30.0).abs() < 1e-6, "{c:?}");
+    assert!((c.fc - 12.0).abs() < 1e-6, "{c:?}");
+    assert_eq!(cal.profile.per_op_cycles, p.per_op_cycles, "not tied: kept");
+    // No FC measurement: the FC coefficient keeps the profile's value.
+    let cal = calibrate_with(&p, &three[..2], Fit::ConvFc).unwrap();
+    assert_eq!(cal.profile.cycles_per_mac.fc, p.cycles_per_mac.fc);
+    assert!((cal.profile.cycles_per_mac.conv - 30.0).abs() < 1e-6);
+    // Free is the plain least squares; no samples is an error, not a panic.
+    assert_eq!(calibrate_with(&p, &three, Fit::Free).unwrap(), calibrate(&p, &three).unwrap());
+    assert!(calibrate_with(&p, &[], Fit::Scale).is_err());
+}

@@ -99,8 +99,9 @@ impl DataOptions {
 
 /// The base side cached for resolution `r`: `1.15 r` rounded up to a multiple of 32, so a
 /// random resized crop of 60 % of the area still has ≥ `r` source pixels per side and few
-/// distinct bases exist. Smaller resolutions reuse any larger base already built (see
-/// [`Dataset`]).
+/// distinct bases exist. Each resolution reads its own base, never a larger one that
+/// happens to be built already: the images of a resolution do not depend on which
+/// resolutions ran before (see [`Dataset`]).
 pub fn base_side(r: u32) -> u32 {
     let b = (f64::from(r) * 1.15).ceil() as u32;
     b.div_ceil(32) * 32
@@ -114,10 +115,12 @@ pub fn base_side(r: u32) -> u32 {
 ///   train/validation/test.
 /// - **Cache**: the first pass over a split at resolution `r` decodes each image once and
 ///   stores it at base side [`base_side`]`(r)` (see [`crate::cache`]); later passes, at any
-///   colour and any resolution whose base is not larger, decode nothing. A smaller
-///   resolution is derived from a larger base by one more Lanczos resampling: since the base
-///   is at least 1.15× the output size, this differs from resizing the original by about one
-///   grey level (checked by a test), which is exact enough. The evaluation images of each
+///   colour and any resolution with the same base side, decode nothing. A resolution is
+///   derived from its base by one more Lanczos resampling: since the base is at least 1.15×
+///   the output size, this differs from resizing the original by about one grey level
+///   (checked by a test). A resolution never reads another resolution's larger base, so
+///   the same seed gives the same images whatever ran before, in this process or in an
+///   earlier one on the same cache directory. The evaluation images of each
 ///   resolution are stored once more as `r × r` so evaluation passes only convert bytes.
 /// - **Batches**: a background thread assembles batches (images in parallel with rayon) and
 ///   hands them over through a bounded channel of [`DataOptions::prefetch`] batches.
@@ -224,8 +227,8 @@ impl Dataset {
         format!("{}-{:016x}", split.name(), h.finish())
     }
 
-    /// The base cache of `split` usable at resolution `r`: one already open, one on disk, or
-    /// a new one (which decodes the split's images once).
+    /// The base cache of `split` at resolution `r` (base side [`base_side`]`(r)`): one
+    /// already open, one on disk, or a new one (which decodes the split's images once).
     ///
     /// # Errors
     /// Source and I/O errors; [`DataError::TooManyBad`] or [`DataError::Empty`] when too few
@@ -236,12 +239,13 @@ impl Dataset {
         let mut caches =
             self.caches.lock().map_err(|_| DataError::option("dataset", "poisoned", "a build panicked"))?;
         let list = caches.entry(split).or_default();
-        if let Some(c) = list.iter().filter(|c| c.meta.base >= want).min_by_key(|c| c.meta.base) {
+        if let Some(c) = list.iter().find(|c| c.meta.base == want) {
             return Ok(c.clone());
         }
         let root = self.cache_root();
         let key = self.selection_key(split);
-        // A cache on disk with a base at least as large.
+        // The cache of this base on disk (a larger base would make the images depend on
+        // what ran before).
         let mut on_disk: Vec<(u32, PathBuf)> = std::fs::read_dir(&root)
             .into_iter()
             .flatten()
@@ -249,7 +253,7 @@ impl Dataset {
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let b: u32 = name.strip_prefix(&key)?.strip_prefix("-base")?.parse().ok()?;
-                (b >= want).then(|| (b, e.path()))
+                (b == want).then(|| (b, e.path()))
             })
             .collect();
         on_disk.sort();

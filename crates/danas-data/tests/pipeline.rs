@@ -47,12 +47,13 @@ fn second_pass_and_second_process_decode_nothing() {
     let n_train = ds.len(Split::Train);
     let a = all_batches(&ds, Split::Train, DataConfig::new(32, Color::Rgb), 8, true, 3);
     assert_eq!(delivered.load(Ordering::SeqCst), n_train);
-    // Another epoch, other colour, evaluation, a smaller resolution: no new decoding.
+    // Another epoch, other colour, evaluation, a smaller resolution of the same base: no new decoding.
     let b = all_batches(&ds, Split::Train, DataConfig::new(32, Color::Rgb), 8, true, 3);
     assert_eq!(a, b, "same seed, same batches");
     let c = all_batches(&ds, Split::Train, DataConfig::new(32, Color::Rgb), 8, true, 4);
     assert_ne!(a, c, "another seed, other order and crops");
-    all_batches(&ds, Split::Train, DataConfig::new(24, Color::Grayscale), 8, false, 0);
+    assert_eq!(danas_data::base_side(28), danas_data::base_side(32));
+    all_batches(&ds, Split::Train, DataConfig::new(28, Color::Grayscale), 8, false, 0);
     assert_eq!(delivered.load(Ordering::SeqCst), n_train);
     // A new Dataset on the same cache directory (a second process) decodes nothing either.
     let ds2 = open();
@@ -136,10 +137,11 @@ fn smaller_resolution_from_a_larger_base_is_close_to_direct_resizing() {
     o.val_fraction = 0.0;
     o.test_fraction = 0.0;
     let ds = Dataset::open(Arc::new(src), o).unwrap();
-    // Build the base for 160 first (base 192); 64 then reuses it.
+    // With the base of 160 (192) built first, 64 still reads its own base (96): the
+    // images of a resolution do not depend on what ran before.
     ds.prepare(Split::Train, 160).unwrap();
     let cache = ds.prepare(Split::Train, 64).unwrap();
-    assert_eq!(cache.meta.base, 192);
+    assert_eq!(cache.meta.base, 96);
     let mut total = 0.0f64;
     let mut count = 0usize;
     for (i, e) in cache.entries.iter().enumerate() {
@@ -183,4 +185,18 @@ fn splits_are_stratified_seeded_and_limited() {
     let d = Dataset::open(Arc::new(synth(400, 16, 0)), o).unwrap();
     assert_eq!(d.len(Split::Train), 50);
     assert!(d.split_records(Split::Train).iter().all(|i| c.split_records(Split::Train).contains(i)));
+}
+
+#[test]
+fn the_images_of_a_resolution_do_not_depend_on_what_ran_before() {
+    let (fresh, used) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Dataset::open(Arc::new(synth(30, 48, 5)), options(fresh.path())).unwrap();
+    let b = Dataset::open(Arc::new(synth(30, 48, 5)), options(used.path())).unwrap();
+    // b has the larger base of 32 (64) open and on disk before it serves 24 (base 32)
+    all_batches(&b, Split::Train, DataConfig::new(32, Color::Rgb), 8, true, 1);
+    for (dc, augment) in [(DataConfig::new(24, Color::Rgb), true), (DataConfig::new(16, Color::Grayscale), false)] {
+        let x = all_batches(&a, Split::Train, dc, 8, augment, 2);
+        let y = all_batches(&b, Split::Train, dc, 8, augment, 2);
+        assert_eq!(x, y, "{dc}");
+    }
 }

@@ -109,6 +109,15 @@ pub trait Evaluator: Send + Sync {
         status: &dyn Fn(&str),
     ) -> Result<Prepared, EvalError>;
 
+    /// Whether the search may prepare data configurations of the space that no
+    /// batch needs yet, on threads that would otherwise idle while a batch's
+    /// supernets are prepared. Sensible when preparing is independent per data
+    /// configuration and the same whenever it happens (as for seeded supernets);
+    /// the default, `false`, prepares only what a batch needs.
+    fn prepare_ahead(&self) -> bool {
+        false
+    }
+
     /// Scores one candidate (validation metrics, never test). Called from up to
     /// [`Search::parallel`](crate::Search::parallel) threads at once.
     ///

@@ -74,6 +74,9 @@ pub struct SupernetSettings {
     /// Stop a supernet's training once its loss stops improving (`steps` is then
     /// the most it runs): every configuration trained to comparable convergence.
     pub plateau: Option<PlateauSettings>,
+    /// Sandwich training: random sub-networks per step, next to the largest and the
+    /// smallest (each step costs about the largest network's step plus these).
+    pub sandwich_random: usize,
 }
 
 /// When a supernet's loss counts as converged (`[supernet.plateau]`).
@@ -105,6 +108,7 @@ impl Default for SupernetSettings {
             augment: true,
             shared: false,
             plateau: None,
+            sandwich_random: 2,
         }
     }
 }
@@ -488,6 +492,9 @@ impl SearchConfig {
                 "cannot be combined with mono_base_width (set [supernet] mode = \"full\", the paper's training)",
             ));
         }
+        if self.supernet.sandwich_random > 16 {
+            return Err(bad("supernet.sandwich_random", self.supernet.sandwich_random, "must be at most 16"));
+        }
         if self.supernet.steps == 0 {
             return Err(bad("supernet.steps", 0, "must be at least 1"));
         }
@@ -636,10 +643,8 @@ impl SearchConfig {
         data: Arc<danas_data::Dataset>,
         alphas: Vec<f64>,
     ) -> crate::SupernetEvaluator {
-        let training = match self.supernet.mode {
-            SupernetMode::Sandwich => danas_train::SupernetTraining::Sandwich { alphas, min_depths: [0; 5], random: 2 },
-            SupernetMode::Full => danas_train::SupernetTraining::Full,
-        };
+        let training =
+            crate::fidelity::supernet_training_with(self.supernet.mode, alphas, self.supernet.sandwich_random);
         let source: Arc<dyn danas_core::BatchSource> = data;
         let final_train = danas_train::TrainConfig { steps: self.final_steps, plateau: None, ..self.train_config() };
         crate::SupernetEvaluator::new(space, source, self.train_config(), training, self.eval_config())

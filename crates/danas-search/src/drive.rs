@@ -280,6 +280,7 @@ impl Search {
             return Ok(false);
         }
         let evaluator = &self.evaluator;
+        let threads = crate::pool::threads_per_job(due.len());
         let results: Vec<(Result<Option<Metrics>, String>, f64)> = std::thread::scope(|s| {
             let handles: Vec<_> = due
                 .iter()
@@ -287,7 +288,9 @@ impl Search {
                     let t = &trials[i];
                     s.spawn(move || {
                         let t0 = Instant::now();
-                        let r = evaluator.promote(&t.candidate, promotion, t.seed).map_err(|e| e.to_string());
+                        let r = crate::pool::with_threads(threads, || {
+                            evaluator.promote(&t.candidate, promotion, t.seed).map_err(|e| e.to_string())
+                        });
                         (r, t0.elapsed().as_secs_f64())
                     })
                 })
@@ -344,6 +347,23 @@ impl Search {
             }
             todo.push((data, existing));
         }
+        // Threads a short batch leaves idle prepare the space's other data configurations.
+        if !todo.is_empty() && todo.len() < self.parallel && self.evaluator.prepare_ahead() {
+            for data in self.space.data_configs() {
+                if todo.len() >= self.parallel {
+                    break;
+                }
+                if st.ready.contains(&data) || st.broken.contains_key(&data) || todo.iter().any(|(d, _)| *d == data) {
+                    continue;
+                }
+                let existing = st.journal.supernet(&data.key())?.map(|r| r.path);
+                let verb = if existing.is_some() { "loading" } else { "training" };
+                if self.emit(&SearchEvent::Phase(&format!("{verb} supernet {data} ahead"))) == Control::Stop {
+                    st.stop = true;
+                }
+                todo.push((data, existing));
+            }
+        }
         for chunk in todo.chunks(self.parallel.max(1)) {
             let observers = std::sync::Mutex::new(&mut self.observers);
             let status = |msg: &str| {
@@ -354,13 +374,16 @@ impl Search {
                 }
             };
             let (evaluator, dir) = (&self.evaluator, &self.dir);
+            let threads = crate::pool::threads_per_job(chunk.len());
             let prepared: Vec<Result<Prepared, String>> = std::thread::scope(|s| {
                 let handles: Vec<_> = chunk
                     .iter()
                     .map(|(data, existing)| {
                         let status = &status;
                         s.spawn(move || {
-                            evaluator.prepare(*data, dir, existing.as_deref(), status).map_err(|e| e.to_string())
+                            crate::pool::with_threads(threads, || {
+                                evaluator.prepare(*data, dir, existing.as_deref(), status).map_err(|e| e.to_string())
+                            })
                         })
                     })
                     .collect();
@@ -394,6 +417,7 @@ impl Search {
 
     /// Evaluates a batch in parallel. A panicking evaluation fails its trial, not the search.
     fn evaluate(&self, st: &State, to_eval: Vec<Pending>) -> Vec<Evaluated> {
+        let threads = crate::pool::threads_per_job(to_eval.len());
         std::thread::scope(|s| {
             let handles: Vec<_> = to_eval
                 .into_iter()
@@ -405,7 +429,9 @@ impl Search {
                         let t0 = Instant::now();
                         let r = match broken {
                             Some(msg) => Err(msg),
-                            None => evaluator.evaluate(&cand, seed).map_err(|e| e.to_string()),
+                            None => crate::pool::with_threads(threads, || {
+                                evaluator.evaluate(&cand, seed).map_err(|e| e.to_string())
+                            }),
                         };
                         (r, t0.elapsed().as_secs_f64())
                     });

@@ -173,6 +173,11 @@ pub fn metrics_of(m: &danas_train::Metrics, params: u64) -> Metrics {
 }
 
 impl Evaluator for SupernetEvaluator {
+    /// Supernets are seeded per data configuration: training one early changes nothing.
+    fn prepare_ahead(&self) -> bool {
+        true
+    }
+
     fn prepare(
         &self,
         data: DataConfig,

@@ -19,7 +19,7 @@ use crate::SearchError;
 use crate::config::SupernetMode;
 use crate::stats::{kendall_tau, kendall_tau_between, median, spearman_rho};
 #[cfg(feature = "train")]
-pub use training::{run, supernet_training};
+pub use training::{run, supernet_training, supernet_training_with};
 
 /// What to compare.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -302,13 +302,18 @@ mod training {
     use crate::config::{SearchConfig, SupernetMode};
     use crate::stats::median;
 
-    /// The training of supernets of `mode` over `space`.
+    /// The training of supernets of `mode` over `space`, with the default two random
+    /// sub-networks per sandwich step.
     pub fn supernet_training(mode: SupernetMode, space: &MbSpace) -> SupernetTraining {
+        supernet_training_with(mode, space.config().alphas.clone(), 2)
+    }
+
+    /// The training of supernets of `mode` over the width multipliers `alphas`, with
+    /// `random` random sub-networks per sandwich step.
+    pub fn supernet_training_with(mode: SupernetMode, alphas: Vec<f64>, random: usize) -> SupernetTraining {
         match mode {
             SupernetMode::Full => SupernetTraining::Full,
-            SupernetMode::Sandwich => {
-                SupernetTraining::Sandwich { alphas: space.config().alphas.clone(), min_depths: [0; 5], random: 2 }
-            }
+            SupernetMode::Sandwich => SupernetTraining::Sandwich { alphas, min_depths: [0; 5], random },
         }
     }
 
@@ -341,6 +346,8 @@ mod training {
         train: TrainConfig,
         plain: EvalConfig,
         tuned: EvalConfig,
+        /// Random sub-networks per sandwich step.
+        random: usize,
     }
 
     impl Bench<'_> {
@@ -362,7 +369,7 @@ mod training {
             let max = self.space.supernet(at);
             let mut sn = Supernet::new(at, max.arch, self.source.classes(), self.plan.seed).map_err(Self::train_err)?;
             let train = TrainConfig { steps: self.train.steps * on.len().max(1) as u64, ..self.train.clone() };
-            let training = supernet_training(mode, &self.space);
+            let training = supernet_training_with(mode, self.space.config().alphas.clone(), self.random);
             let rep = sn.train_on(self.source.as_ref(), &train, &training, on, &mut |_| {}).map_err(Self::train_err)?;
             let run = SupernetRun { name: name.to_string(), steps: rep.steps, seconds: t0.elapsed().as_secs_f64() };
             let scored = par_map(cands, self.plan.parallel, |c| -> Result<[Score; 2], SearchError> {
@@ -435,7 +442,8 @@ mod training {
             }),
             ..eval.clone()
         };
-        let b = Bench { plan, space, source, train, plain: EvalConfig { finetune: None, ..eval }, tuned };
+        let plain = EvalConfig { finetune: None, ..eval };
+        let b = Bench { plan, space, source, train, plain, tuned, random: cfg.supernet.sandwich_random };
         let mut methods = Vec::new();
         let mut columns: Vec<Vec<Score>> = Vec::new();
         let mut supernets = Vec::new();

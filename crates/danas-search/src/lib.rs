@@ -25,6 +25,7 @@ pub mod halving;
 mod html;
 mod journal;
 pub mod pareto;
+mod pool;
 pub mod report;
 pub mod scale;
 mod search;

@@ -16,6 +16,7 @@ mod arena;
 mod cost_model;
 mod data_vs_hw;
 mod fidelity;
+mod latency;
 mod optimizers;
 
 use std::path::{Path, PathBuf};
@@ -31,10 +32,11 @@ use self::arena::Arena;
 use self::cost_model::CostModel;
 use self::data_vs_hw::DataVsHw;
 use self::fidelity::Fidelity;
+use self::latency::Latency;
 use self::optimizers::Optimizers;
 
 /// Known experiments.
-pub const EXPERIMENTS: [&str; 9] = [
+pub const EXPERIMENTS: [&str; 10] = [
     "data-vs-hw",
     "supernet-vs-scratch",
     "supernet-training",
@@ -44,6 +46,7 @@ pub const EXPERIMENTS: [&str; 9] = [
     "optimizers",
     "cost-model",
     "arena",
+    "latency",
 ];
 
 /// The command line of one reproduction.
@@ -132,6 +135,7 @@ pub fn repro(root: &Path, args: &[String]) -> Result<()> {
         }
         "optimizers" => Optimizers::run(root, &o, typed(table, &what)?),
         "arena" => Arena::run(root, &o, typed(table, &what)?),
+        "latency" => Latency::run(root, &o, typed(table, &what)?),
         _ => CostModel::run(root, &o, typed(table, &what)?),
     }
 }
@@ -500,6 +504,7 @@ mod tests {
                     }
                     "optimizers" => typed::<Optimizers>(t, &what).map(|_| ()),
                     "arena" => typed::<Arena>(t, &what).map(|_| ()),
+                    "latency" => typed::<Latency>(t, &what).map(|_| ()),
                     _ => typed::<CostModel>(t, &what).map(|_| ()),
                 };
                 assert!(ok.is_ok(), "{what}: {ok:?}");
