@@ -300,8 +300,19 @@ impl Ctx {
 }
 
 /// Runs child processes, at most `n` at once; returns each one's success and stderr tail.
+/// Each child gets its share of the cores as its thread count (`RAYON_NUM_THREADS`,
+/// unless set already): children that each used every core would spend their time
+/// handing work between oversubscribed threads.
 fn run_pool(jobs: Vec<(String, Command)>, n: usize) -> Result<Vec<(String, bool, String)>> {
-    let mut pending = jobs.into_iter();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let share = (cores / n.max(1)).max(1).to_string();
+    let inherited = std::env::var_os("RAYON_NUM_THREADS").is_some();
+    let mut pending = jobs.into_iter().map(|(name, mut cmd)| {
+        if !inherited {
+            cmd.env("RAYON_NUM_THREADS", &share);
+        }
+        (name, cmd)
+    });
     let mut running: Vec<(String, Child)> = Vec::new();
     let mut done = Vec::new();
     loop {
