@@ -167,6 +167,20 @@ pub struct LatencyFeatures {
     pub ops: f64,
 }
 
+impl LatencyFeatures {
+    /// The cycles `profile`'s latency model gives a model with these features
+    /// (latency in ms is this over `profile.clock_mhz × 1000`).
+    pub fn cycles(&self, profile: &Profile) -> f64 {
+        let c = &profile.cycles_per_mac;
+        self.conv1x1_macs * c.conv1x1
+            + self.conv_macs * c.conv
+            + self.depthwise_macs * c.depthwise
+            + self.fc_macs * c.fc
+            + self.elements * profile.cycles_per_element
+            + self.ops * profile.per_op_cycles
+    }
+}
+
 fn features_of(net: &Net) -> LatencyFeatures {
     let mut f = LatencyFeatures::default();
     for d in &net.descs {

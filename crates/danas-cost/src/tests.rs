@@ -184,15 +184,7 @@ fn tied_calibrations_recover_their_parameters_from_few_measurements() {
     let conv = LatencyFeatures { conv_macs: 1e6, conv1x1_macs: 2e6, ops: 10.0, elements: 1e4, ..Default::default() };
     let dw = LatencyFeatures { depthwise_macs: 3e5, conv1x1_macs: 1e6, ops: 8.0, ..Default::default() };
     let fc = LatencyFeatures { fc_macs: 2e5, ops: 4.0, ..Default::default() };
-    let cycles = |f: &LatencyFeatures, q: &Profile| {
-        let c = &q.cycles_per_mac;
-        f.conv1x1_macs * c.conv1x1
-            + f.conv_macs * c.conv
-            + f.depthwise_macs * c.depthwise
-            + f.fc_macs * c.fc
-            + f.elements * q.cycles_per_element
-            + f.ops * q.per_op_cycles
-    };
+    let cycles = |f: &LatencyFeatures, q: &Profile| f.cycles(q);
     // A board 2.5× slower than the profile in every respect: Scale finds 2.5 from one sample.
     let mut slow = p.clone();
     let c = p.cycles_per_mac;

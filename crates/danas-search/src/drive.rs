@@ -332,20 +332,32 @@ impl Search {
         Ok(true)
     }
 
+    /// Adds `data` to the supernets to prepare unless it is ready, broken or planned.
+    fn plan_supernet(
+        &mut self,
+        st: &mut State,
+        data: DataConfig,
+        why: &str,
+        todo: &mut Vec<(DataConfig, Option<String>)>,
+    ) -> Result<(), SearchError> {
+        if st.ready.contains(&data) || st.broken.contains_key(&data) || todo.iter().any(|(d, _)| *d == data) {
+            return Ok(());
+        }
+        let existing = st.journal.supernet(&data.key())?.map(|r| r.path);
+        let verb = if existing.is_some() { "loading" } else { "training" };
+        if self.emit(&SearchEvent::Phase(&format!("{verb} supernet {data}{why}"))) == Control::Stop {
+            st.stop = true;
+        }
+        todo.push((data, existing));
+        Ok(())
+    }
+
     /// Prepares (trains or loads) the supernets a batch needs, up to `parallel` at once.
     fn prepare_supernets(&mut self, st: &mut State, to_eval: &[Pending]) -> Result<(), SearchError> {
-        let datas: BTreeSet<DataConfig> = to_eval.iter().map(|t| t.candidate.data).collect();
+        let needed: BTreeSet<DataConfig> = to_eval.iter().map(|t| t.candidate.data).collect();
         let mut todo: Vec<(DataConfig, Option<String>)> = Vec::new();
-        for data in datas {
-            if st.ready.contains(&data) || st.broken.contains_key(&data) {
-                continue;
-            }
-            let existing = st.journal.supernet(&data.key())?.map(|r| r.path);
-            let verb = if existing.is_some() { "loading" } else { "training" };
-            if self.emit(&SearchEvent::Phase(&format!("{verb} supernet {data}"))) == Control::Stop {
-                st.stop = true;
-            }
-            todo.push((data, existing));
+        for data in needed {
+            self.plan_supernet(st, data, "", &mut todo)?;
         }
         // Threads a short batch leaves idle prepare the space's other data configurations.
         if !todo.is_empty() && todo.len() < self.parallel && self.evaluator.prepare_ahead() {
@@ -353,15 +365,7 @@ impl Search {
                 if todo.len() >= self.parallel {
                     break;
                 }
-                if st.ready.contains(&data) || st.broken.contains_key(&data) || todo.iter().any(|(d, _)| *d == data) {
-                    continue;
-                }
-                let existing = st.journal.supernet(&data.key())?.map(|r| r.path);
-                let verb = if existing.is_some() { "loading" } else { "training" };
-                if self.emit(&SearchEvent::Phase(&format!("{verb} supernet {data} ahead"))) == Control::Stop {
-                    st.stop = true;
-                }
-                todo.push((data, existing));
+                self.plan_supernet(st, data, " ahead", &mut todo)?;
             }
         }
         for chunk in todo.chunks(self.parallel.max(1)) {

@@ -289,9 +289,8 @@ fn evaluate(board: &Board, features: &BTreeMap<&str, LatencyFeatures>) -> Result
     if samples.is_empty() {
         bail!("repro/latency.toml: board {} has no results", board.profile);
     }
-    let ms_of = |p: &Profile| -> Vec<f64> {
-        samples.iter().map(|s| predict(p, &s.features) / (p.clock_mhz * 1000.0)).collect()
-    };
+    let ms_of =
+        |p: &Profile| -> Vec<f64> { samples.iter().map(|s| s.features.cycles(p) / (p.clock_mhz * 1000.0)).collect() };
     let uncalibrated = ms_of(&profile);
     let mut fits = Vec::new();
     for (name, fit) in [("scale", Fit::Scale), ("conv-fc", Fit::ConvFc)] {
@@ -308,7 +307,7 @@ fn evaluate(board: &Board, features: &BTreeMap<&str, LatencyFeatures>) -> Result
             let unseen = cal.kept.iter().any(|k| !all.kept.contains(k));
             left_out.push(json!({
                 "model": s.label,
-                "predicted_ms": predict(p, &s.features) / (p.clock_mhz * 1000.0),
+                "predicted_ms": s.features.cycles(p) / (p.clock_mhz * 1000.0),
                 "measured_ms": s.measured_ms,
                 "fitted_without_its_kind": unseen,
             }));
@@ -335,17 +334,6 @@ fn evaluate(board: &Board, features: &BTreeMap<&str, LatencyFeatures>) -> Result
         "catalogue_coefficients": coefficients(&catalogue),
         "fits": fits,
     }))
-}
-
-/// Cycles the profile predicts for `f`.
-fn predict(p: &Profile, f: &LatencyFeatures) -> f64 {
-    let c = &p.cycles_per_mac;
-    f.conv1x1_macs * c.conv1x1
-        + f.conv_macs * c.conv
-        + f.depthwise_macs * c.depthwise
-        + f.fc_macs * c.fc
-        + f.elements * p.cycles_per_element
-        + f.ops * p.per_op_cycles
 }
 
 fn report(ctx: &Ctx, o: &Opts, raw: &Value, cfg: &Latency) -> Result<String> {
