@@ -110,38 +110,12 @@ pub fn calibrate(profile: &Profile, samples: &[CalibrationSample]) -> Result<Cal
     let mut coef = [c.conv1x1, c.conv, c.depthwise, c.fc, profile.cycles_per_element, profile.per_op_cycles];
     let rows: Vec<[f64; 6]> = samples.iter().map(|s| row(&s.features)).collect();
     let y: Vec<f64> = samples.iter().map(|s| s.measured_ms * cyc_per_ms).collect();
-    let mut active: Vec<usize> = (0..6).filter(|&j| rows.iter().any(|r| r[j] != 0.0)).collect();
+    let active: Vec<usize> = (0..6).filter(|&j| rows.iter().any(|r| r[j] != 0.0)).collect();
     let kept: Vec<String> = (0..6).filter(|j| !active.contains(j)).map(|j| COEFFICIENTS[j].to_string()).collect();
-    loop {
-        let fixed: Vec<usize> = (0..6).filter(|j| !active.contains(j)).collect();
-        let resid: Vec<f64> =
-            rows.iter().zip(&y).map(|(r, &yy)| yy - fixed.iter().map(|&j| r[j] * coef[j]).sum::<f64>()).collect();
-        let k = active.len();
-        if k == 0 {
-            break;
-        }
-        // Normal equations with a tiny ridge (relative to the diagonal) for stability.
-        let mut a = vec![vec![0.0; k + 1]; k];
-        for (r, &t) in rows.iter().zip(&resid) {
-            for (p, &jp) in active.iter().enumerate() {
-                for (q, &jq) in active.iter().enumerate() {
-                    a[p][q] += r[jp] * r[jq];
-                }
-                a[p][k] += r[jp] * t;
-            }
-        }
-        for (p, row) in a.iter_mut().enumerate() {
-            row[p] += row[p].abs() * 1e-9 + 1e-12;
-        }
-        let sol = solve(a);
-        let neg: Vec<usize> = active.iter().zip(&sol).filter(|(_, v)| **v < 0.0).map(|(&j, _)| j).collect();
-        for (&j, &v) in active.iter().zip(&sol) {
-            coef[j] = v.max(0.0);
-        }
-        if neg.is_empty() {
-            break;
-        }
-        active.retain(|j| !neg.contains(j));
+    // Coefficients of no sample's features contribute nothing: the target is the measurement.
+    let x: Vec<Vec<f64>> = rows.iter().map(|r| r.to_vec()).collect();
+    for (j, v) in nnls(&x, &y, active, true) {
+        coef[j] = v;
     }
     Ok(Calibration { kept, ..finish(profile, samples, &rows, coef) })
 }
@@ -206,7 +180,7 @@ pub fn calibrate_with(profile: &Profile, samples: &[CalibrationSample], fit: Fit
         let total: f64 = (0..6).map(|j| r[j] * base[j]).sum();
         if total > 0.0 { g.iter().map(|&j| r[j] * base[j]).sum::<f64>() / total } else { 0.0 }
     };
-    let mut active: Vec<usize> = (0..groups.len())
+    let active: Vec<usize> = (0..groups.len())
         .filter(|&g| x.iter().any(|r| r[g] != 0.0) && rows.iter().any(|r| share(r, &groups[g]) >= MIN_SHARE))
         .collect();
     let kept: Vec<String> = (0..groups.len())
@@ -214,36 +188,46 @@ pub fn calibrate_with(profile: &Profile, samples: &[CalibrationSample], fit: Fit
         .flat_map(|g| groups[g].iter().map(|&j| COEFFICIENTS[j].to_string()))
         .chain((0..6).filter(|j| !tied.contains(j)).map(|j| COEFFICIENTS[j].to_string()))
         .collect();
+    for (g, m) in nnls(&x, &t, active, false) {
+        for &j in &groups[g] {
+            coef[j] = m * weight(j);
+        }
+    }
+    Ok(Calibration { kept, ..finish(profile, samples, &rows, coef) })
+}
+
+/// Non-negative least squares over the `active` columns of `x` (one row per sample)
+/// against `t` by the normal equations, with a tiny ridge (relative to the diagonal)
+/// when `ridge`; a column solved negative is set to 0 and the rest refitted. Returns
+/// each initially active column with its value.
+fn nnls(x: &[Vec<f64>], t: &[f64], mut active: Vec<usize>, ridge: bool) -> Vec<(usize, f64)> {
+    let mut out: Vec<(usize, f64)> = Vec::new();
     while !active.is_empty() {
         let k = active.len();
         let mut a = vec![vec![0.0; k + 1]; k];
-        for (r, &tt) in x.iter().zip(&t) {
-            for (p, &gp) in active.iter().enumerate() {
-                for (q, &gq) in active.iter().enumerate() {
-                    a[p][q] += r[gp] * r[gq];
+        for (r, &tt) in x.iter().zip(t) {
+            for (p, &jp) in active.iter().enumerate() {
+                for (q, &jq) in active.iter().enumerate() {
+                    a[p][q] += r[jp] * r[jq];
                 }
-                a[p][k] += r[gp] * tt;
+                a[p][k] += r[jp] * tt;
+            }
+        }
+        if ridge {
+            for (p, row) in a.iter_mut().enumerate() {
+                row[p] += row[p].abs() * 1e-9 + 1e-12;
             }
         }
         let sol = solve(a);
         if sol.iter().all(|v| *v >= 0.0) {
-            for (&g, &m) in active.iter().zip(&sol) {
-                for &j in &groups[g] {
-                    coef[j] = m * weight(j);
-                }
-            }
+            out.extend(active.iter().copied().zip(sol));
             break;
         }
-        // a negative group is dropped to zero and the rest refitted
-        let neg: Vec<usize> = active.iter().zip(&sol).filter(|(_, v)| **v < 0.0).map(|(&g, _)| g).collect();
-        for &g in &neg {
-            for &j in &groups[g] {
-                coef[j] = 0.0;
-            }
-        }
-        active.retain(|g| !neg.contains(g));
+        let neg: Vec<usize> = active.iter().zip(&sol).filter(|(_, v)| **v < 0.0).map(|(&j, _)| j).collect();
+        out.extend(neg.iter().map(|&j| (j, 0.0)));
+        active.retain(|j| !neg.contains(j));
     }
-    Ok(Calibration { kept, ..finish(profile, samples, &rows, coef) })
+    out
 }
 
 /// The calibration result of coefficients `coef` (in [`row`] order).
