@@ -112,14 +112,7 @@ impl Evaluator for RemoteEvaluator {
         let v = self.call("prepare", &prepare_key(data, self.shared_supernet), &json!({ "data": data }))?;
         let rel = v["checkpoint"].as_str().ok_or("a worker's prepare result names no checkpoint")?.to_string();
         // A local copy for the final stage (and the results folder).
-        let path = dir.join(&rel);
-        if !path.is_file() {
-            let bytes = self.queue()?.blob(&rel)?.ok_or_else(|| format!("supernet {rel} is not in the study"))?;
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&path, bytes)?;
-        }
+        fetch_blob(self.queue()?, &rel, dir)?;
         Ok(Prepared { checkpoint: Some(rel), seconds: v["seconds"].as_f64().unwrap_or(0.0) })
     }
 
@@ -296,18 +289,25 @@ fn ensure_loaded(
         return Ok(());
     }
     let rel = queue.prepared(data)?.ok_or_else(|| format!("no supernet of {data} in the study yet"))?;
-    let path = opts.cache_dir.join(&rel);
-    if !path.is_file() {
-        let bytes = queue.blob(&rel)?.ok_or_else(|| format!("supernet {rel} is not in the study"))?;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        // write then rename, so a killed worker leaves no half file behind
-        let tmp = path.with_extension("part");
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, &path)?;
-    }
+    fetch_blob(queue, &rel, &opts.cache_dir)?;
     evaluator.prepare(data, &opts.cache_dir, Some(&rel), status)?;
     lock(loaded).insert(data.key());
+    Ok(())
+}
+
+/// Copies the study's blob `rel` to `dir/rel` unless it is there already; written
+/// then renamed, so a process killed on the way leaves no half file behind.
+fn fetch_blob(queue: &Queue, rel: &str, dir: &Path) -> Result<(), EvalError> {
+    let path = dir.join(rel);
+    if path.is_file() {
+        return Ok(());
+    }
+    let bytes = queue.blob(rel)?.ok_or_else(|| format!("supernet {rel} is not in the study"))?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("part");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, &path)?;
     Ok(())
 }
