@@ -141,21 +141,22 @@ fn is_root() -> bool {
 }
 
 fn ci(root: &Path) -> Result<()> {
+    disk_report(root, "at the start");
     let mut env = setup(root)?;
     // Tests that need the packages above fail instead of skipping.
     env.vars.push(("CI".into(), "1".into()));
     // A real PostgreSQL server for the shared-study tests, stopped when CI ends.
     let pg = PgServer::start()?;
     env.vars.push(("DANAS_POSTGRES_URL".into(), pg.url.clone()));
-    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    let mut test = cargo();
+    run(ci_cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(ci_cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    let mut test = ci_cargo();
     test.args(["test", "--workspace"]);
     for (k, v) in &env.vars {
         test.env(k, v);
     }
     run(&mut test)?;
-    run(cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    run(ci_cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
     // An int8 export of a (briefly) trained Fashion-MNIST network in the real TFLM:
     // 0 LSB against danas's int8 evaluator, at most 1.5 points below float.
     let debug_danas = target_dir(root).join("debug/danas");
@@ -172,7 +173,7 @@ fn ci(root: &Path) -> Result<()> {
         let mut c = if exe.is_file() {
             Command::new(&exe)
         } else {
-            let mut c = cargo();
+            let mut c = ci_cargo();
             c.args(["run", "-q", "-p", &package, "--example", &example]);
             c
         };
@@ -183,9 +184,9 @@ fn ci(root: &Path) -> Result<()> {
     }
     // The GPU backends compile (no GPU needed). DOCS_RS keeps cubecl's build scripts
     // from downloading an LLVM toolchain, which this offline machine cannot.
-    run(cargo().args(["check", "-q", "-p", "danas-train", "--features", "cuda,wgpu"]).env("DOCS_RS", "1"))?;
+    run(ci_cargo().args(["check", "-q", "-p", "danas-train", "--features", "cuda,wgpu"]).env("DOCS_RS", "1"))?;
     // The facade without the trainer: no deep-learning stack, still compiles.
-    run(cargo().args(["check", "-q", "-p", "danas", "--no-default-features", "--lib"]))?;
+    run(ci_cargo().args(["check", "-q", "-p", "danas", "--no-default-features", "--lib"]))?;
     // The paper reproduction: the plan at paper scale, and a tiny end-to-end run
     // whose outputs are checked for completeness (not for any claim).
     let danas = target_dir(root).join("debug/danas");
@@ -195,8 +196,40 @@ fn ci(root: &Path) -> Result<()> {
     let mut r = Command::new(std::env::current_exe()?);
     r.args(["repro", "data-vs-hw", "--scale", "tiny", "--danas"]).arg(&danas).arg("--out").arg(&repro_out);
     run(&mut r)?;
+    disk_report(root, "at the end");
     eprintln!("\nxtask ci: all checks passed");
     Ok(())
+}
+
+/// Cargo for CI's steps: a clean clone builds once, so incremental compilation
+/// would only add its caches (gigabytes for this workspace) to the disk CI needs.
+fn ci_cargo() -> Command {
+    let mut c = cargo();
+    c.env("CARGO_INCREMENTAL", "0");
+    c
+}
+
+/// Prints the free disk space and the target directory's size (diagnostics only:
+/// a CI machine short of disk fails in the linker, far from the cause).
+fn disk_report(root: &Path, when: &str) {
+    let target = target_dir(root);
+    let probe = if target.exists() { target.clone() } else { root.to_path_buf() };
+    let text = |c: &mut Command| {
+        c.output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let free = text(Command::new("df").args(["-h", "--output=avail"]).arg(&probe))
+        .and_then(|t| t.lines().last().map(|l| l.trim().to_string()));
+    let used = if target.exists() {
+        text(Command::new("du").args(["-sh"]).arg(&target)).and_then(|t| t.split_whitespace().next().map(String::from))
+    } else {
+        Some("0".into())
+    };
+    eprintln!(
+        "\nxtask ci: disk {when}: {} free, target directory {} ({})",
+        free.as_deref().unwrap_or("?"),
+        used.as_deref().unwrap_or("?"),
+        target.display()
+    );
 }
 
 /// Cargo's target directory (`CARGO_TARGET_DIR` or `target/`).
