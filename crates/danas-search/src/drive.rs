@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::report::write_outputs;
 use crate::{
-    Assessment, Control, Journal, Prepared, Progress, Search, SearchError, SearchEvent, SearchSummary, TrialEnd,
-    TrialRecord, TrialStatus,
+    Assessment, Control, Journal, Prepared, Progress, Promotion, Search, SearchError, SearchEvent, SearchSummary,
+    TrialEnd, TrialRecord, TrialStatus,
 };
 
 /// Safety net: at most this many cost-gate rejections per allowed evaluation
@@ -121,6 +121,7 @@ impl Search {
         let infeasible_cap =
             self.budget.max_trials.map(|m| m.saturating_mul(MAX_INFEASIBLE_PER_EVAL).saturating_add(1000));
 
+        let mut out_of_candidates = false;
         while !st.stop && !self.budget.exhausted(st.progress.evaluated, st.clock.now()) {
             if infeasible_cap.is_some_and(|cap| st.progress.infeasible >= cap) {
                 st.journal.event("stop", "the optimiser keeps proposing infeasible candidates")?;
@@ -135,6 +136,7 @@ impl Search {
                          (the space looks exhausted)"
                     ),
                 )?;
+                out_of_candidates = true;
                 break;
             }
             if !self.halving.rungs.is_empty() {
@@ -150,9 +152,13 @@ impl Search {
             self.settle(&mut st, results, gated.deferred)?;
         }
 
-        // A search that ran out of trials (not of time) finishes the promotions still due.
+        // A search that ran out of trials (not of time) finishes the promotions still due;
+        // one that ran out of candidates spends the time left at the top rung.
         if !self.halving.rungs.is_empty() {
             self.promote_all(&mut st)?;
+            if out_of_candidates {
+                self.widen_all(&mut st)?;
+            }
         }
         st.progress.elapsed = st.clock.now();
         st.journal.set_meta("elapsed_seconds", &st.progress.elapsed.as_secs_f64().to_string())?;
@@ -268,6 +274,33 @@ impl Search {
         Ok(())
     }
 
+    /// The space is exhausted and the wall-clock budget is not: rather than end
+    /// early, promote the best trials not yet at the top rung straight to it, up to
+    /// `parallel` at once, until the budget ends or every trial is there (a budget
+    /// of trials, or none, ends the search as before).
+    fn widen_all(&mut self, st: &mut State) -> Result<(), SearchError> {
+        let Some(wall) = self.budget.wall else { return Ok(()) };
+        let mut announced = false;
+        while !st.stop && !st.no_promotions && st.clock.now() < wall {
+            let trials = st.journal.trials()?;
+            let due = self.halving.widen(&trials, self.parallel);
+            if due.is_empty() {
+                break;
+            }
+            if !announced {
+                let left = wall.saturating_sub(st.clock.now()).as_secs_f64();
+                let top = self.halving.rungs.len();
+                let msg = format!("no new candidates with {left:.0} s of the budget left: widening rung {top}");
+                st.journal.event("halving", &msg)?;
+                announced = true;
+            }
+            if !self.run_promotions(st, &trials, &due)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// One round of successive halving: scores the trials due at higher rungs, up
     /// to `parallel` at once, and journals each result. Returns whether anything was due.
     fn promote(&mut self, st: &mut State) -> Result<bool, SearchError> {
@@ -279,6 +312,17 @@ impl Search {
         if due.is_empty() {
             return Ok(false);
         }
+        self.run_promotions(st, &trials, &due)
+    }
+
+    /// Scores `due` (trial index, rung, promotion) at once and journals each result.
+    /// Returns false when the evaluator has no higher fidelity.
+    fn run_promotions(
+        &mut self,
+        st: &mut State,
+        trials: &[TrialRecord],
+        due: &[(usize, u32, Promotion)],
+    ) -> Result<bool, SearchError> {
         let evaluator = &self.evaluator;
         let threads = crate::pool::threads_per_job(due.len());
         let results: Vec<(Result<Option<Metrics>, String>, f64)> = std::thread::scope(|s| {

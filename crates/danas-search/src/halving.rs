@@ -158,6 +158,21 @@ impl Halving {
         }
         out
     }
+
+    /// For a search that has run out of new candidates with time left: the trials
+    /// not yet scored at the top rung, best first by where they stand (the highest
+    /// rung reached, then accuracy there; ties by id), at most `limit`, each to be
+    /// promoted straight to the top rung. Empty without rungs.
+    pub fn widen(&self, trials: &[TrialRecord], limit: usize) -> Vec<(usize, u32, Promotion)> {
+        let Some(top) = self.rungs.last() else { return Vec::new() };
+        let r = self.rungs.len() as u32;
+        let mut open: Vec<(usize, Standing)> = (0..trials.len())
+            .filter(|&i| !trials[i].rungs.iter().any(|x| x.rung == r))
+            .filter_map(|i| standing(&trials[i]).map(|s| (i, s)))
+            .collect();
+        open.sort_by(|a, b| b.1.key().total_cmp(&a.1.key()).then(trials[a.0].id.cmp(&trials[b.0].id)));
+        open.into_iter().take(limit).map(|(i, _)| (i, r, top.promotion)).collect()
+    }
 }
 
 /// `rungs.csv`: every rung result, one row each.
@@ -255,6 +270,26 @@ mod tests {
             finished_at: 0.0,
             elapsed_at: 0.0,
         });
+    }
+
+    #[test]
+    fn widening_takes_the_best_standing_not_yet_at_the_top_rung() {
+        let ft = Promotion::Finetune { steps: 10 };
+        let rt = Promotion::Retrain { steps: 50 };
+        let h = Halving {
+            rungs: vec![
+                Rung { promotion: ft, promote: Promote::Fraction(0.25) },
+                Rung { promotion: rt, promote: Promote::Top(1) },
+            ],
+        };
+        let mut trials: Vec<TrialRecord> = (0..6).map(|i| trial(i, 0.1 * i as f64)).collect();
+        trials[0].status = TrialStatus::Repeat; // no standing of its own
+        scored(&mut trials[5], 1, ft, 0.6);
+        scored(&mut trials[5], 2, rt, 0.7); // already at the top
+        scored(&mut trials[2], 1, ft, 0.3); // rung 1 outranks a better proxy
+        assert_eq!(h.widen(&trials, 10), vec![(2, 2, rt), (4, 2, rt), (3, 2, rt), (1, 2, rt)]);
+        assert_eq!(h.widen(&trials, 2), vec![(2, 2, rt), (4, 2, rt)]);
+        assert!(Halving::default().widen(&trials, 10).is_empty());
     }
 
     #[test]

@@ -190,3 +190,44 @@ fn an_evaluator_without_higher_fidelities_keeps_the_proxy() {
     assert_eq!(s.progress.promotions, 0);
     assert!(s.outputs.pareto.iter().all(|r| r.rung.is_none()));
 }
+
+#[test]
+fn a_search_out_of_candidates_spends_the_time_left_at_the_top_rung() {
+    // 2 resolutions × 2 widths × 2 depths: 8 candidates, exhausted long before the budget
+    let text = "name = \"eight\"\nresolutions = [32, 24]\ncolors = [\"rgb\"]\nalphas = [0.25, 0.5]\n\
+                max_depths = [1, 0, 0, 0, 0]\nexpansions = [6]\nkernels = [3]\n";
+    let space = Arc::new(MbSpace::from_toml_str(text, Path::new("eight.toml")).unwrap());
+    assert_eq!(danas_space::SearchSpace::enumerate(space.as_ref(), 1000).unwrap().len(), 8);
+    let run = |budget: Budget| {
+        let dir = tempfile::tempdir().unwrap();
+        let eval = Arc::new(Misleading { landscape: Landscape::new(2), promoted: Mutex::new(Vec::new()) });
+        let opt = danas_optim::by_name("random", space.clone(), 3, None).unwrap();
+        let s = Search::new(space.clone(), opt, Arc::new(Free), eval.clone())
+            .budget(budget)
+            .seed(3)
+            .out_dir(dir.path())
+            .halving(halving())
+            .run()
+            .unwrap();
+        let retrained =
+            eval.promoted.lock().unwrap().iter().filter(|(_, p)| matches!(p, Promotion::Retrain { .. })).count();
+        (s, retrained)
+    };
+    // a wall-clock budget: every evaluated candidate ends up retrained, once
+    let (s, retrained) = run(Budget { wall: Some(std::time::Duration::from_secs(600)), max_trials: None });
+    assert_eq!(s.progress.evaluated, 8);
+    assert_eq!(retrained, 8);
+    assert!(
+        s.trials
+            .iter()
+            .filter(|t| t.status == danas_search::TrialStatus::Complete)
+            .all(|t| t.rungs.iter().any(|r| r.rung == 2))
+    );
+    let best = &s.outputs.pareto[0];
+    assert_eq!(best.rung, Some(2));
+    // a budget of trials only: the search ends when the space does, having retrained
+    // only what the rules promoted (the top 2 as the trials came in)
+    let (s, retrained) = run(Budget { wall: None, max_trials: Some(1000) });
+    assert_eq!(s.progress.evaluated, 8);
+    assert!((2..8).contains(&retrained), "{retrained} retrained");
+}
