@@ -198,25 +198,42 @@ fn a_search_out_of_candidates_spends_the_time_left_at_the_top_rung() {
                 max_depths = [1, 0, 0, 0, 0]\nexpansions = [6]\nkernels = [3]\n";
     let space = Arc::new(MbSpace::from_toml_str(text, Path::new("eight.toml")).unwrap());
     assert_eq!(danas_space::SearchSpace::enumerate(space.as_ref(), 1000).unwrap().len(), 8);
+    let search = |dir: &Path, eval: Arc<Misleading>, budget: Budget| {
+        let opt = danas_optim::by_name("random", space.clone(), 3, None).unwrap();
+        Search::new(space.clone(), opt, Arc::new(Free), eval).budget(budget).seed(3).out_dir(dir).halving(halving())
+    };
     let run = |budget: Budget| {
         let dir = tempfile::tempdir().unwrap();
         let eval = Arc::new(Misleading { landscape: Landscape::new(2), promoted: Mutex::new(Vec::new()) });
-        let opt = danas_optim::by_name("random", space.clone(), 3, None).unwrap();
-        let s = Search::new(space.clone(), opt, Arc::new(Free), eval.clone())
-            .budget(budget)
-            .seed(3)
-            .out_dir(dir.path())
-            .halving(halving())
-            .run()
-            .unwrap();
+        let s = search(dir.path(), eval.clone(), budget).run().unwrap();
         let retrained =
             eval.promoted.lock().unwrap().iter().filter(|(_, p)| matches!(p, Promotion::Retrain { .. })).count();
         (s, retrained)
     };
     // a wall-clock budget: every evaluated candidate ends up retrained, once
-    let (s, retrained) = run(Budget { wall: Some(std::time::Duration::from_secs(600)), max_trials: None });
+    let wall = Budget { wall: Some(std::time::Duration::from_secs(600)), max_trials: None };
+    let (s, retrained) = run(wall);
     assert_eq!(s.progress.evaluated, 8);
     assert_eq!(retrained, 8);
+    // interrupted while widening and resumed: the rest is retrained, nothing twice
+    let dir = tempfile::tempdir().unwrap();
+    let eval = Arc::new(Misleading { landscape: Landscape::new(2), promoted: Mutex::new(Vec::new()) });
+    let stopped =
+        search(dir.path(), eval.clone(), wall).observer(Box::new(StopAfterPromotions(s.progress.promotions - 2)));
+    stopped.run().unwrap();
+    let before = eval.promoted.lock().unwrap().clone();
+    assert!(before.len() < s.progress.promotions as usize, "{} promotions before the stop", before.len());
+    let retrained_before = before.iter().filter(|(_, p)| matches!(p, Promotion::Retrain { .. })).count();
+    // the rules alone retrain fewer (below): the stop came while widening
+    let (_, by_rules) = run(Budget { wall: None, max_trials: Some(1000) });
+    assert!(retrained_before > by_rules, "{retrained_before} retrained before the stop, {by_rules} by the rules");
+    let resumed = search(dir.path(), eval.clone(), wall).resume().unwrap();
+    let all = eval.promoted.lock().unwrap().clone();
+    for (i, a) in all.iter().enumerate() {
+        assert!(!all[..i].contains(a), "promoted twice: {a:?}");
+    }
+    assert_eq!(all.iter().filter(|(_, p)| matches!(p, Promotion::Retrain { .. })).count(), 8);
+    assert_eq!(resumed.outputs.pareto[0].id, s.outputs.pareto[0].id);
     assert!(
         s.trials
             .iter()
