@@ -272,16 +272,20 @@ mod tests {
         });
     }
 
-    #[test]
-    fn widening_takes_the_best_standing_not_yet_at_the_top_rung() {
+    /// Fine-tune the best quarter, retrain the best one of those.
+    fn two_rungs() -> (Halving, Promotion, Promotion) {
         let ft = Promotion::Finetune { steps: 10 };
         let rt = Promotion::Retrain { steps: 50 };
-        let h = Halving {
-            rungs: vec![
-                Rung { promotion: ft, promote: Promote::Fraction(0.25) },
-                Rung { promotion: rt, promote: Promote::Top(1) },
-            ],
-        };
+        let rungs = vec![
+            Rung { promotion: ft, promote: Promote::Fraction(0.25) },
+            Rung { promotion: rt, promote: Promote::Top(1) },
+        ];
+        (Halving { rungs }, ft, rt)
+    }
+
+    #[test]
+    fn widening_takes_the_best_standing_not_yet_at_the_top_rung() {
+        let (h, ft, rt) = two_rungs();
         let mut trials: Vec<TrialRecord> = (0..6).map(|i| trial(i, 0.1 * i as f64)).collect();
         trials[0].status = TrialStatus::Repeat; // no standing of its own
         scored(&mut trials[5], 1, ft, 0.6);
@@ -294,14 +298,7 @@ mod tests {
 
     #[test]
     fn promotes_the_best_fraction_then_the_top_k_and_ranks_by_the_highest_rung() {
-        let ft = Promotion::Finetune { steps: 10 };
-        let rt = Promotion::Retrain { steps: 50 };
-        let h = Halving {
-            rungs: vec![
-                Rung { promotion: ft, promote: Promote::Fraction(0.25) },
-                Rung { promotion: rt, promote: Promote::Top(1) },
-            ],
-        };
+        let (h, ft, rt) = two_rungs();
         let mut trials: Vec<TrialRecord> = (0..8).map(|i| trial(i, 0.1 * i as f64)).collect();
         // 8 proxies: the best 2 (ids 7, 6) go to rung 1; nothing is at rung 1 yet
         assert_eq!(h.due(&trials, 10), vec![(7, 1, ft), (6, 1, ft)]);
