@@ -292,6 +292,10 @@ impl Search {
                 let top = self.halving.rungs.len();
                 let msg = format!("no new candidates with {left:.0} s of the budget left: widening rung {top}");
                 st.journal.event("halving", &msg)?;
+                if self.emit(&SearchEvent::Phase(&msg)) == Control::Stop {
+                    st.stop = true;
+                    break;
+                }
                 announced = true;
             }
             if !self.run_promotions(st, &trials, &due)? {
