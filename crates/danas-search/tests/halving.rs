@@ -62,13 +62,13 @@ fn halving() -> Halving {
 }
 
 fn search(dir: &Path, eval: Arc<Misleading>, trials: u64) -> Search {
-    let space = Arc::new(MbSpace::demo());
+    search_in(Arc::new(MbSpace::demo()), dir, eval, Budget { wall: None, max_trials: Some(trials) })
+}
+
+/// A random search (seed 3) of `space` with the two rungs of [`halving`].
+fn search_in(space: Arc<MbSpace>, dir: &Path, eval: Arc<Misleading>, budget: Budget) -> Search {
     let opt = danas_optim::by_name("random", space.clone(), 3, None).unwrap();
-    Search::new(space, opt, Arc::new(Free), eval)
-        .budget(Budget { wall: None, max_trials: Some(trials) })
-        .seed(3)
-        .out_dir(dir)
-        .halving(halving())
+    Search::new(space, opt, Arc::new(Free), eval).budget(budget).seed(3).out_dir(dir).halving(halving())
 }
 
 #[test]
@@ -198,10 +198,7 @@ fn a_search_out_of_candidates_spends_the_time_left_at_the_top_rung() {
                 max_depths = [1, 0, 0, 0, 0]\nexpansions = [6]\nkernels = [3]\n";
     let space = Arc::new(MbSpace::from_toml_str(text, Path::new("eight.toml")).unwrap());
     assert_eq!(danas_space::SearchSpace::enumerate(space.as_ref(), 1000).unwrap().len(), 8);
-    let search = |dir: &Path, eval: Arc<Misleading>, budget: Budget| {
-        let opt = danas_optim::by_name("random", space.clone(), 3, None).unwrap();
-        Search::new(space.clone(), opt, Arc::new(Free), eval).budget(budget).seed(3).out_dir(dir).halving(halving())
-    };
+    let search = |dir: &Path, eval: Arc<Misleading>, budget: Budget| search_in(space.clone(), dir, eval, budget);
     let run = |budget: Budget| {
         let dir = tempfile::tempdir().unwrap();
         let eval = Arc::new(Misleading { landscape: Landscape::new(2), promoted: Mutex::new(Vec::new()) });

@@ -122,6 +122,12 @@ impl Net {
         self.op(op, vec![self.x, wt, b], shape)
     }
 
+    /// A depthwise-separable block: 3×3 depthwise (ReLU), then 1×1 pointwise to `filters` (ReLU).
+    fn separable(&mut self, stride: i32, filters: i32) -> i32 {
+        self.depthwise(stride);
+        self.conv(filters, (1, 1), (1, 1), Fused::Relu)
+    }
+
     fn add(&mut self, a: i32, b: i32) -> i32 {
         let shape = self.shape;
         self.op(OpDef::Add { act: Fused::Relu }, vec![a, b], shape)
@@ -168,8 +174,7 @@ fn model(benchmark: &str) -> Result<Model> {
             let strides = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1];
             let filters = [16, 32, 32, 64, 64, 128, 128, 128, 128, 128, 128, 256, 256];
             for (s, f) in strides.into_iter().zip(filters) {
-                n.depthwise(s);
-                n.conv(f, (1, 1), (1, 1), Fused::Relu);
+                n.separable(s, f);
             }
             n.avg_pool((3, 3));
             n.dense(2, Fused::None);
@@ -202,8 +207,7 @@ fn model(benchmark: &str) -> Result<Model> {
             let mut n = Net::new("keyword spotting", [1, 49, 10, 1]);
             n.conv(64, (10, 4), (2, 2), Fused::Relu);
             for _ in 0..4 {
-                n.depthwise(1);
-                n.conv(64, (1, 1), (1, 1), Fused::Relu);
+                n.separable(1, 64);
             }
             n.avg_pool((24, 5));
             n.dense(12, Fused::None);
