@@ -4,123 +4,27 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use danas_search::config::SearchConfig;
+use danas_search::config::{CheckedConfig, SearchConfig};
 use danas_search::report::{TrialRow, write_outputs};
 use danas_search::{Control, Journal, Observer, STUDY_FILE, SearchError, SearchEvent, SearchSummary, TrialStatus};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::InputError;
+use crate::settings::{Overrides, StudyArgs, input};
 
 /// Arguments of `danas search`. Flags override the config file; the defaults run a
 /// small real search on the built-in synthetic data under the paper's limits.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A TOML file with the search settings (see `docs/search.md`); flags override it.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Search space: `paper`, `extended`, `demo` or a TOML space file.
-    #[arg(long)]
-    pub space: Option<String>,
-    /// Optimiser: random, paper-ga, aging-evolution, nsga2, bayesian.
-    #[arg(long, alias = "strategy")]
-    pub optimizer: Option<danas_optim::OptimizerKind>,
-    /// Data source: `synthetic`, `idx:DIR`, `folder:DIR`, `wake-vision:DIR`.
-    #[arg(long)]
-    pub data: Option<String>,
-    /// MCU profile name (`danas mcus`) or TOML file.
-    #[arg(long)]
-    pub mcu: Option<String>,
-    /// RAM (arena) limit in KiB.
-    #[arg(long)]
-    pub ram_kib: Option<f64>,
-    /// Flash limit in KiB.
-    #[arg(long)]
-    pub flash_kib: Option<f64>,
-    /// Latency limit in ms.
-    #[arg(long)]
-    pub latency_ms: Option<f64>,
-    /// Wall-clock budget such as `30m` or `2h` (supernet training counts).
-    #[arg(long)]
-    pub budget: Option<String>,
-    /// Largest number of evaluated candidates.
-    #[arg(long)]
-    pub max_trials: Option<u64>,
-    /// Seed.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Evaluations in parallel.
-    #[arg(long)]
-    pub parallel: Option<usize>,
-    /// Fix the data configuration (the hardware-aware baseline), e.g. `96,rgb`.
-    #[arg(long)]
-    pub fixed_data: Option<String>,
-    /// Optimiser steps per supernet.
-    #[arg(long)]
-    pub supernet_steps: Option<u64>,
-    /// Fine-tuning steps per candidate (0: none).
-    #[arg(long)]
-    pub finetune_steps: Option<u64>,
-    /// Use at most this many training images.
-    #[arg(long)]
-    pub train_limit: Option<usize>,
-    /// Use at most this many validation images.
-    #[arg(long)]
-    pub eval_limit: Option<usize>,
-    /// After the search, retrain the k most accurate Pareto candidates and report their test metrics.
-    #[arg(long)]
-    pub final_top_k: Option<usize>,
-    /// Training steps of each final retraining.
-    #[arg(long)]
-    pub final_steps: Option<u64>,
-    /// No training augmentation (random crop, flip): for small centred images such as Fashion-MNIST.
-    #[arg(long)]
-    pub no_augment: bool,
-    /// Score candidates by the accuracy of their int8 model (as deployed) instead of the float network's.
-    #[arg(long)]
-    pub int8_eval: bool,
-    /// Supernet training: sandwich (the default: ranks across data configurations) or full (the paper).
-    #[arg(long, alias = "supernet-strategy")]
-    pub supernet_mode: Option<danas_search::config::SupernetMode>,
-    /// One supernet for every data configuration, trained on all of them in turn.
-    #[arg(long)]
-    pub shared_supernet: Option<bool>,
-    /// Selection: `proxy` (the default: the supernet's score alone, as the paper) or `halving` (successive halving above it).
-    #[arg(long)]
-    pub selection: Option<danas_search::config::SelectionMode>,
+    #[command(flatten)]
+    pub settings: Overrides,
     /// Results directory (default: a new dated folder under `results/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
-    pub storage: StorageArgs,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Print the Pareto set as JSON at the end (implies --quiet).
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Where a shared study lives (`--storage postgres://… --study NAME`); without them the
-/// study is `DIR/study.sqlite`.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct StorageArgs {
-    /// A PostgreSQL database (`postgres://user@host[:port]/db`) holding the study, so that
-    /// workers (`danas worker`) on any machine do its training and evaluations.
-    #[arg(long, requires = "study")]
-    pub storage: Option<String>,
-    /// The study's name in the database (a-z, 0-9, _).
-    #[arg(long, requires = "storage")]
-    pub study: Option<String>,
-}
-
-impl StorageArgs {
-    /// The storage, when both flags are given.
-    pub fn get(&self) -> anyhow::Result<Option<danas_search::Storage>> {
-        match (&self.storage, &self.study) {
-            (Some(url), Some(study)) => Ok(Some(danas_search::Storage::new(url, study).map_err(input)?)),
-            _ => Ok(None),
-        }
-    }
+    pub storage: StudyArgs,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 /// Arguments of `danas resume`.
@@ -128,14 +32,32 @@ impl StorageArgs {
 pub struct ResumeArgs {
     /// The results directory of the study.
     pub dir: PathBuf,
+    /// Settings for this session: only `--budget`, `--max-trials`, `--final-top-k`
+    /// and `--final-steps` may change a study on resume.
     #[command(flatten)]
-    pub storage: StorageArgs,
+    pub settings: Overrides,
+    #[command(flatten)]
+    pub storage: StudyArgs,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// How `danas search` and `danas resume` report.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Output {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
     /// Print the Pareto set as JSON at the end (implies --quiet).
     #[arg(long)]
     pub json: bool,
+}
+
+impl Output {
+    /// Whether to show no progress.
+    fn quiet(self) -> bool {
+        self.quiet || self.json
+    }
 }
 
 /// Arguments of `danas report`.
@@ -144,98 +66,7 @@ pub struct ReportArgs {
     /// The results directory of the study.
     pub dir: PathBuf,
     #[command(flatten)]
-    pub storage: StorageArgs,
-}
-
-fn input(e: SearchError) -> anyhow::Error {
-    match e {
-        SearchError::Config { .. }
-        | SearchError::ConfigFile { .. }
-        | SearchError::Data { .. }
-        | SearchError::Unreachable { .. }
-        | SearchError::NotAStudy { .. }
-        | SearchError::Locked { .. }
-        | SearchError::Exists { .. }
-        | SearchError::Storage { .. }
-        | SearchError::Budget { .. } => anyhow::Error::new(InputError(e.to_string())),
-        other => anyhow::Error::new(other),
-    }
-}
-
-fn merge(args: &Args) -> anyhow::Result<SearchConfig> {
-    let mut c = match &args.config {
-        Some(p) => SearchConfig::from_toml_file(p).map_err(input)?,
-        None => SearchConfig::default(),
-    };
-    macro_rules! set {
-        ($($flag:ident => $field:expr),* $(,)?) => {
-            $(if let Some(v) = &args.$flag { $field = v.clone().into(); })*
-        };
-    }
-    set!(space => c.space, data => c.data, mcu => c.mcu);
-    if let Some(o) = args.optimizer {
-        c.optimizer = o;
-    }
-    if args.ram_kib.is_some() {
-        c.ram_kib = args.ram_kib;
-    }
-    if args.flash_kib.is_some() {
-        c.flash_kib = args.flash_kib;
-    }
-    if args.latency_ms.is_some() {
-        c.latency_ms = args.latency_ms;
-    }
-    if args.budget.is_some() {
-        c.budget = args.budget.clone();
-    }
-    if args.max_trials.is_some() {
-        c.max_trials = args.max_trials;
-    }
-    if let Some(s) = args.seed {
-        c.seed = s;
-    }
-    if let Some(p) = args.parallel {
-        c.parallel = p;
-    }
-    if args.fixed_data.is_some() {
-        c.fixed_data = args.fixed_data.clone();
-    }
-    if let Some(s) = args.supernet_steps {
-        c.supernet.steps = s;
-    }
-    if args.no_augment {
-        c.supernet.augment = false;
-    }
-    if args.int8_eval {
-        c.evaluation.int8 = true;
-    }
-    if let Some(m) = args.supernet_mode {
-        c.supernet.mode = m;
-    }
-    if let Some(on) = args.shared_supernet {
-        c.supernet.shared = on;
-    }
-    if let Some(m) = args.selection {
-        c.selection.mode = m;
-    }
-    if let Some(s) = args.finetune_steps {
-        c.evaluation.finetune_steps = s;
-    }
-    if let Some(k) = args.final_top_k {
-        c.final_top_k = k;
-    }
-    if let Some(s) = args.final_steps {
-        c.final_steps = s;
-    }
-    if args.train_limit.is_some() {
-        c.train_limit = args.train_limit;
-    }
-    if args.eval_limit.is_some() {
-        c.eval_limit = args.eval_limit;
-    }
-    // Flags are relative to the working directory; the journal keeps absolute paths.
-    c.resolve_paths(Path::new("."));
-    Ok(c)
+    pub storage: StudyArgs,
 }
 
 /// `results/YYYYMMDD-HHMMSS` (UTC), with a suffix if it exists.
@@ -424,14 +255,14 @@ fn print_pareto(rows: &[TrialRow]) {
 
 /// Runs `danas search`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = merge(&args)?;
-    cfg.validate().map_err(input)?;
+    let checked = args.settings.settings()?.check().map_err(input)?;
+    let cfg = &checked.settings;
     let dir = args.out.clone().unwrap_or_else(dated_dir);
-    let storage = args.storage.get()?;
-    if storage.is_none() && dir.join(STUDY_FILE).exists() {
+    let at = args.storage.location(&dir)?;
+    if !at.is_shared() && dir.join(STUDY_FILE).exists() {
         return Err(input(SearchError::Exists { path: dir.join(STUDY_FILE) }));
     }
-    let quiet = args.quiet || args.json;
+    let quiet = args.output.quiet();
     if !quiet {
         eprintln!(
             "danas search: space {}, optimizer {}, data {}, mcu {}, results in {}",
@@ -442,60 +273,55 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    if let (Some(st), false) = (&storage, quiet) {
+    if let (Some(st), false) = (at.storage(), quiet) {
         eprintln!(
             "danas search: study {} (start workers with `danas worker --storage URL --study {}`)",
             st.describe(),
             st.study()
         );
     }
-    let mut search = cfg.build_with_storage(&dir, storage.as_ref()).map_err(input)?;
+    let mut search = checked.build(&dir, &at).map_err(input)?;
     search.preflight(100_000).map_err(input)?;
     if !quiet {
-        search = search.observer(Box::new(bars(&cfg)));
+        search = search.observer(Box::new(bars(&checked)));
     }
     let summary = search.run().map_err(input)?;
-    print_summary(&summary, args.json)
+    print_summary(&summary, args.output.json)
 }
 
-/// Progress bars sized by the resolved budget.
-fn bars(cfg: &SearchConfig) -> Bars {
-    let b = cfg.budget().ok();
-    Bars::new(b.and_then(|b| b.max_trials), b.and_then(|b| b.wall))
+/// Progress bars sized by the budget.
+fn bars(checked: &CheckedConfig) -> Bars {
+    Bars::new(checked.budget.max_trials, checked.budget.wall)
 }
 
 /// Runs `danas resume DIR`.
 pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
-    let storage = args.storage.get()?;
-    let cfg = match &storage {
-        Some(st) => SearchConfig::from_storage(st),
-        None => SearchConfig::from_study(&args.dir),
+    if let Some(flag) = args.settings.changes_the_study() {
+        return Err(InputError(format!(
+            "{flag} would change the study; on resume only --budget, --max-trials, --final-top-k and --final-steps apply"
+        ))
+        .into());
     }
-    .map_err(input)?;
-    let quiet = args.quiet || args.json;
-    let mut search = cfg.build_with_storage(&args.dir, storage.as_ref()).map_err(input)?;
+    let at = args.storage.location(&args.dir)?;
+    let mut cfg = SearchConfig::from_location(&at).map_err(input)?;
+    args.settings.apply(&mut cfg);
+    let checked = cfg.check().map_err(input)?;
+    let quiet = args.output.quiet();
+    let mut search = checked.build(&args.dir, &at).map_err(input)?;
     if !quiet {
         eprintln!("danas resume: {}", args.dir.display());
-        search = search.observer(Box::new(bars(&cfg)));
+        search = search.observer(Box::new(bars(&checked)));
     }
     let summary = search.resume().map_err(input)?;
-    print_summary(&summary, args.json)
+    print_summary(&summary, args.output.json)
 }
 
 /// Runs `danas report DIR`: re-renders the outputs from the journal.
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
-    let storage = args.storage.get()?;
-    let cfg = match &storage {
-        Some(st) => SearchConfig::from_storage(st),
-        None => SearchConfig::from_study(&args.dir),
-    }
-    .map_err(input)?;
+    let at = args.storage.location(&args.dir)?;
+    let cfg = SearchConfig::from_location(&at).map_err(input)?;
     // Read-only, without the study's lock: works while a search is running it.
-    let journal = match &storage {
-        Some(st) => Journal::open_postgres_read_only(st),
-        None => Journal::open_read_only(&args.dir.join(STUDY_FILE)),
-    }
-    .map_err(input)?;
+    let journal = Journal::open_read_only_at(&at).map_err(input)?;
     let trials = journal.trials()?;
     drop(journal);
     let out = write_outputs(&args.dir, &trials, Some(&cfg.limits().map_err(input)?))?;
@@ -508,7 +334,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
 #[derive(clap::Args, Debug)]
 pub struct WorkerArgs {
     #[command(flatten)]
-    pub storage: StorageArgs,
+    pub storage: StudyArgs,
     /// Where supernet checkpoints fetched from the study are kept.
     #[arg(long, default_value = ".cache/danas-worker")]
     pub cache: PathBuf,
@@ -532,7 +358,8 @@ pub struct WorkerArgs {
 /// Runs `danas worker --storage URL --study NAME`: does the study's supernet
 /// trainings, evaluations and promotions until the search finishes.
 pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
-    let storage = args.storage.get()?.ok_or_else(|| InputError("danas worker needs --storage and --study".into()))?;
+    let storage =
+        args.storage.storage()?.ok_or_else(|| InputError("danas worker needs --storage and --study".into()))?;
     let bad = |flag: &str, v: f64| InputError(format!("{flag} must be a positive number of seconds, got {v}"));
     if !(args.stale_after.is_finite() && args.stale_after > 0.0) {
         return Err(bad("--stale-after", args.stale_after).into());

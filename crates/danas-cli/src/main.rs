@@ -15,6 +15,7 @@ mod cmd_optim;
 mod cmd_search;
 mod cmd_spaces;
 mod cmd_train;
+mod settings;
 
 /// Data-aware neural architecture search for TinyML.
 #[derive(Parser, Debug)]

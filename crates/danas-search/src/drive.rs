@@ -3,13 +3,14 @@
 //! committed to the journal together with the optimiser's tell event.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use danas_core::{Candidate, DataConfig, Metrics};
 use danas_optim::{Event, Outcome, Proposal, TrialId};
 use serde_json::Value;
 
+use crate::pool::fan_out;
+use crate::record::candidate_key;
 use crate::report::write_outputs;
 use crate::{
     Assessment, Control, Journal, Prepared, Progress, Promotion, Search, SearchError, SearchEvent, SearchSummary,
@@ -23,11 +24,6 @@ const MAX_INFEASIBLE_PER_EVAL: u64 = 50;
 /// The loop stops when the optimiser proposes this many candidates in a row that
 /// were all evaluated before: the space (or the optimiser) is exhausted.
 const MAX_REPEATS_IN_A_ROW: u64 = 500;
-
-/// The key under which a candidate's result is remembered: its exact description.
-fn candidate_key(c: &Candidate) -> String {
-    serde_json::to_string(c).unwrap_or_else(|_| c.to_string())
-}
 
 /// The study's clock: earlier sessions plus this one.
 #[derive(Clone, Copy)]
@@ -168,7 +164,7 @@ impl Search {
         if self.final_top_k > 0 {
             self.final_stage(&mut st.journal)?;
         }
-        if st.journal.is_postgres() {
+        if st.journal.is_shared() {
             // workers of a shared study stop when they see this
             st.journal.set_meta("finished", "1")?;
         }
@@ -328,26 +324,15 @@ impl Search {
         due: &[(usize, u32, Promotion)],
     ) -> Result<bool, SearchError> {
         let evaluator = &self.evaluator;
-        let threads = crate::pool::threads_per_job(due.len());
-        let results: Vec<(Result<Option<Metrics>, String>, f64)> = std::thread::scope(|s| {
-            let handles: Vec<_> = due
-                .iter()
-                .map(|&(i, _, promotion)| {
-                    let t = &trials[i];
-                    s.spawn(move || {
-                        let t0 = Instant::now();
-                        let r = crate::pool::with_threads(threads, || {
-                            evaluator.promote(&t.candidate, promotion, t.seed).map_err(|e| e.to_string())
-                        });
-                        (r, t0.elapsed().as_secs_f64())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| (Err("the promotion panicked".to_string()), 0.0)))
-                .collect()
-        });
+        let results: Vec<(Result<Option<Metrics>, String>, f64)> = fan_out(due, due.len(), |&(i, _, promotion)| {
+            let t = &trials[i];
+            let t0 = Instant::now();
+            let r = evaluator.promote(&t.candidate, promotion, t.seed).map_err(|e| e.to_string());
+            (r, t0.elapsed().as_secs_f64())
+        })
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|what| (Err(format!("the promotion panicked: {what}")), 0.0)))
+        .collect();
         for (&(i, rung, promotion), (result, seconds)) in due.iter().zip(results) {
             let id = trials[i].id;
             match result.and_then(|m| match m.as_ref().and_then(|m| m.first_non_finite()) {
@@ -426,24 +411,12 @@ impl Search {
                 }
             };
             let (evaluator, dir) = (&self.evaluator, &self.dir);
-            let threads = crate::pool::threads_per_job(chunk.len());
-            let prepared: Vec<Result<Prepared, String>> = std::thread::scope(|s| {
-                let handles: Vec<_> = chunk
-                    .iter()
-                    .map(|(data, existing)| {
-                        let status = &status;
-                        s.spawn(move || {
-                            crate::pool::with_threads(threads, || {
-                                evaluator.prepare(*data, dir, existing.as_deref(), status).map_err(|e| e.to_string())
-                            })
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err("supernet preparation panicked".to_string())))
-                    .collect()
-            });
+            let prepared: Vec<Result<Prepared, String>> = fan_out(chunk, chunk.len(), |(data, existing)| {
+                evaluator.prepare(*data, dir, existing.as_deref(), &status).map_err(|e| e.to_string())
+            })
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|what| Err(format!("supernet preparation panicked: {what}"))))
+            .collect();
             for ((data, existing), result) in chunk.iter().zip(prepared) {
                 match result {
                     Ok(prep) => {
@@ -469,46 +442,27 @@ impl Search {
 
     /// Evaluates a batch in parallel. A panicking evaluation fails its trial, not the search.
     fn evaluate(&self, st: &State, to_eval: Vec<Pending>) -> Vec<Evaluated> {
-        let threads = crate::pool::threads_per_job(to_eval.len());
-        std::thread::scope(|s| {
-            let handles: Vec<_> = to_eval
-                .into_iter()
-                .map(|pending| {
-                    let evaluator = Arc::clone(&self.evaluator);
-                    let broken = st.broken.get(&pending.candidate.data).cloned();
-                    let (cand, seed) = (pending.candidate.clone(), pending.seed);
-                    let handle = s.spawn(move || {
-                        let t0 = Instant::now();
-                        let r = match broken {
-                            Some(msg) => Err(msg),
-                            None => crate::pool::with_threads(threads, || {
-                                evaluator.evaluate(&cand, seed).map_err(|e| e.to_string())
-                            }),
-                        };
-                        (r, t0.elapsed().as_secs_f64())
-                    });
-                    (pending, handle)
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(pending, h)| {
-                    let (r, seconds) = h.join().unwrap_or_else(|panic| {
-                        let what = panic
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_else(|| "unknown panic".into());
-                        (Err(format!("the evaluation panicked: {what}")), 0.0)
-                    });
-                    let result = r.and_then(|m| match m.first_non_finite() {
-                        Some((k, v)) => Err(format!("the evaluation returned a non-finite {k} ({v})")),
-                        None => Ok(m),
-                    });
-                    Evaluated { pending, result, seconds }
-                })
-                .collect()
-        })
+        let (evaluator, broken) = (&self.evaluator, &st.broken);
+        let results = fan_out(&to_eval, to_eval.len(), |pending| {
+            let t0 = Instant::now();
+            let r = match broken.get(&pending.candidate.data) {
+                Some(msg) => Err(msg.clone()),
+                None => evaluator.evaluate(&pending.candidate, pending.seed).map_err(|e| e.to_string()),
+            };
+            (r, t0.elapsed().as_secs_f64())
+        });
+        to_eval
+            .into_iter()
+            .zip(results)
+            .map(|(pending, r)| {
+                let (r, seconds) = r.unwrap_or_else(|what| (Err(format!("the evaluation panicked: {what}")), 0.0));
+                let result = r.and_then(|m| match m.first_non_finite() {
+                    Some((k, v)) => Err(format!("the evaluation returned a non-finite {k} ({v})")),
+                    None => Ok(m),
+                });
+                Evaluated { pending, result, seconds }
+            })
+            .collect()
     }
 
     /// Commits a batch's evaluations, then the repeats deferred behind them.

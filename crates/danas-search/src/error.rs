@@ -97,6 +97,7 @@ pub enum SearchError {
         source: rusqlite::Error,
     },
     /// A PostgreSQL error, with the study (`postgres://…` and its name).
+    #[cfg(feature = "postgres")]
     #[error("{study}: PostgreSQL error: {source}")]
     Postgres {
         /// The storage URL (password removed) and study.
@@ -147,6 +148,14 @@ pub enum SearchError {
         /// The trainer's error.
         source: danas_train::TrainError,
     },
+    /// A job of a parallel phase panicked (a bug, reported rather than spread).
+    #[error("{what} panicked: {message}")]
+    Panicked {
+        /// What the job was doing.
+        what: String,
+        /// The panic's message.
+        message: String,
+    },
     /// An I/O error on a file.
     #[error("{}: {source}", path.display())]
     Io {
@@ -155,4 +164,38 @@ pub enum SearchError {
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+impl SearchError {
+    /// Whether the error is the user's to fix (a setting, a file, a data source, a
+    /// study that is missing, in use or already there, limits no candidate meets),
+    /// rather than a failure of the work itself. The CLI exits 2 for these.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            SearchError::Config { .. }
+                | SearchError::ConfigFile { .. }
+                | SearchError::Data { .. }
+                | SearchError::Unreachable { .. }
+                | SearchError::NotAStudy { .. }
+                | SearchError::Locked { .. }
+                | SearchError::Exists { .. }
+                | SearchError::Storage { .. }
+                | SearchError::Budget { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SearchError;
+
+    #[test]
+    fn settings_and_studies_are_input_failures_of_the_work_are_not() {
+        let config = SearchError::Config { field: "parallel".into(), value: "0".into(), reason: "x".into() };
+        assert!(config.is_input());
+        assert!(SearchError::Exists { path: "s".into() }.is_input());
+        assert!(!SearchError::UnknownTrial(3).is_input());
+        assert!(!SearchError::Panicked { what: "a job".into(), message: "boom".into() }.is_input());
+    }
 }

@@ -131,7 +131,7 @@ impl SupernetEvaluator {
 
     /// The data configuration the supernet serving `data` is built at.
     fn supernet_data(&self, data: DataConfig) -> DataConfig {
-        if self.shared { crate::fidelity::shared_data_config(&self.space.data_configs()).unwrap_or(data) } else { data }
+        if self.shared { crate::supernet::shared_data_config(&self.space.data_configs()).unwrap_or(data) } else { data }
     }
 
     /// Makes `sn` the supernet of `data` (of every data configuration when shared).
@@ -201,21 +201,20 @@ impl Evaluator for SupernetEvaluator {
             }
         }
         let at = self.supernet_data(data);
-        let sup = self.space.supernet(at);
-        let mut sn = Supernet::new(at, sup.arch, self.source.classes(), self.train.seed)?;
         let on = if self.shared { self.space.data_configs() } else { vec![data] };
-        let cfg = TrainConfig { steps: self.train.steps * on.len().max(1) as u64, ..self.train.clone() };
-        let total = cfg.steps;
+        let total = self.train.steps * on.len().max(1) as u64;
         let label = if self.shared {
             format!("training the shared supernet ({at})")
         } else {
             format!("training supernet {data}")
         };
-        sn.train_on(self.source.as_ref(), &cfg, &self.training, &on, &mut |s: &danas_train::StepInfo| {
-            if s.step.is_multiple_of(10) || s.step + 1 == total {
-                status(&format!("{label}: step {}/{total}, loss {:.3}", s.step + 1, s.loss));
-            }
-        })?;
+        let source = self.source.as_ref();
+        let (sn, _) =
+            crate::supernet::train(self.space.as_ref(), at, &on, source, &self.train, &self.training, &mut |s| {
+                if s.step.is_multiple_of(10) || s.step + 1 == total {
+                    status(&format!("{label}: step {}/{total}, loss {:.3}", s.step + 1, s.loss));
+                }
+            })?;
         let path = dir.join(&rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;

@@ -10,14 +10,15 @@
 
 use std::collections::BTreeSet;
 
-use danas_core::{Candidate, Color, DataConfig};
+use danas_core::{Candidate, DataConfig};
 use danas_space::{CandidateSpace, MbSpace, SearchSpace};
 use rand::SeedableRng;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::SearchError;
-use crate::config::SupernetMode;
 use crate::stats::{kendall_tau, kendall_tau_between, median, spearman_rho};
+use crate::supernet::SupernetMode;
+pub use crate::supernet::shared_data_config;
 #[cfg(feature = "train")]
 pub use training::{run, supernet_training, supernet_training_with};
 
@@ -218,14 +219,6 @@ pub fn sample_candidates_where(
     Ok(out)
 }
 
-/// The data configuration a supernet shared by `data` is built at: the largest
-/// resolution, rgb when any configuration is rgb (it then serves grayscale too).
-pub fn shared_data_config(data: &[DataConfig]) -> Option<DataConfig> {
-    let res = data.iter().map(|d| d.resolution).max()?;
-    let color = if data.iter().any(|d| d.color == Color::Rgb) { Color::Rgb } else { Color::Grayscale };
-    Some(DataConfig::new(res, color))
-}
-
 #[cfg_attr(not(feature = "train"), allow(dead_code))]
 pub(crate) fn check_plan(plan: &FidelityPlan) -> Result<(), SearchError> {
     let bad = |field: &str, value: String, reason: &str| {
@@ -287,55 +280,45 @@ pub(crate) fn agreement(
 /// Training and scoring (the `train` feature).
 #[cfg(feature = "train")]
 mod training {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Instant;
 
     use danas_core::{BatchSource, Candidate, DataConfig};
-    use danas_space::{CandidateSpace, MbSpace};
-    use danas_train::{EvalConfig, Supernet, SupernetTraining, TrainConfig};
+    use danas_space::MbSpace;
+    use danas_train::{EvalConfig, SupernetTraining, TrainConfig};
 
     use super::{
         FidelityPlan, FidelityReport, FidelityRow, Score, SupernetRun, agreement, check_plan, sample_candidates_where,
         shared_data_config,
     };
     use crate::SearchError;
-    use crate::config::{SearchConfig, SupernetMode};
+    use crate::config::CheckedConfig;
     use crate::stats::median;
+    use crate::supernet::SupernetMode;
 
     /// The training of supernets of `mode` over `space`, with the default two random
     /// sub-networks per sandwich step.
     pub fn supernet_training(mode: SupernetMode, space: &MbSpace) -> SupernetTraining {
-        supernet_training_with(mode, space.config().alphas.clone(), 2)
+        mode.training(space.config().alphas.clone(), 2)
     }
 
     /// The training of supernets of `mode` over the width multipliers `alphas`, with
-    /// `random` random sub-networks per sandwich step.
+    /// `random` random sub-networks per sandwich step ([`SupernetMode::training`]).
     pub fn supernet_training_with(mode: SupernetMode, alphas: Vec<f64>, random: usize) -> SupernetTraining {
-        match mode {
-            SupernetMode::Full => SupernetTraining::Full,
-            SupernetMode::Sandwich => SupernetTraining::Sandwich { alphas, min_depths: [0; 5], random },
-        }
+        mode.training(alphas, random)
     }
 
-    /// Applies `f` to every item, `n` at a time, keeping the order.
-    fn par_map<T: Sync, R: Send>(items: &[T], n: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let out: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
-        std::thread::scope(|s| {
-            for _ in 0..n.clamp(1, items.len().max(1)) {
-                s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        let r = f(item);
-                        if let Ok(mut slot) = out[i].lock() {
-                            *slot = Some(r);
-                        }
-                    }
-                });
-            }
-        });
-        out.into_iter().filter_map(|m| m.into_inner().ok().flatten()).collect()
+    /// Applies `f` to every item, `n` at a time, keeping the order; a panic is an error.
+    fn par_map<T: Sync, R: Send>(
+        items: &[T],
+        n: usize,
+        what: &str,
+        f: impl Fn(&T) -> Result<R, SearchError> + Sync,
+    ) -> Result<Vec<R>, SearchError> {
+        crate::pool::fan_out(items, n, f)
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|message| Err(SearchError::Panicked { what: what.to_string(), message })))
+            .collect()
     }
 
     /// Everything the scoring needs.
@@ -366,13 +349,12 @@ mod training {
             cands: &[Candidate],
         ) -> Result<(SupernetRun, Vec<[Score; 2]>), SearchError> {
             let t0 = Instant::now();
-            let max = self.space.supernet(at);
-            let mut sn = Supernet::new(at, max.arch, self.source.classes(), self.plan.seed).map_err(Self::train_err)?;
-            let train = TrainConfig { steps: self.train.steps * on.len().max(1) as u64, ..self.train.clone() };
-            let training = supernet_training_with(mode, self.space.config().alphas.clone(), self.random);
-            let rep = sn.train_on(self.source.as_ref(), &train, &training, on, &mut |_| {}).map_err(Self::train_err)?;
+            let training = mode.training(self.space.config().alphas.clone(), self.random);
+            let source = self.source.as_ref();
+            let (sn, rep) = crate::supernet::train(&self.space, at, on, source, &self.train, &training, &mut |_| {})
+                .map_err(Self::train_err)?;
             let run = SupernetRun { name: name.to_string(), steps: rep.steps, seconds: t0.elapsed().as_secs_f64() };
-            let scored = par_map(cands, self.plan.parallel, |c| -> Result<[Score; 2], SearchError> {
+            let scored = par_map(cands, self.plan.parallel, "scoring from a supernet", |c| {
                 let a = sn.evaluate(c, self.source.as_ref(), &self.plain).map_err(Self::train_err)?;
                 let b = sn.evaluate(c, self.source.as_ref(), &self.tuned).map_err(Self::train_err)?;
                 Ok([
@@ -380,36 +362,34 @@ mod training {
                     Score { accuracy: b.metrics.accuracy, seconds: b.seconds },
                 ])
             });
-            Ok((run, scored.into_iter().collect::<Result<_, _>>()?))
+            Ok((run, scored?))
         }
 
         /// Trains every candidate from scratch for `steps`: (accuracy, seconds, params).
         fn scratch(&self, cands: &[Candidate], steps: u64) -> Result<Vec<(Score, u64)>, SearchError> {
             let cfg = TrainConfig { steps, plateau: None, ..self.train.clone() };
-            par_map(cands, self.plan.parallel, |c| {
+            par_map(cands, self.plan.parallel, "training from scratch", |c| {
                 let e = danas_train::evaluate_from_scratch(c, self.source.as_ref(), &cfg, &self.plain)
                     .map_err(Self::train_err)?;
                 Ok((Score { accuracy: e.metrics.accuracy, seconds: e.seconds }, e.params))
             })
-            .into_iter()
-            .collect()
         }
     }
 
     /// Runs the comparison with the data, space, supernet and evaluation settings of
-    /// `cfg` (fine-tuned scores use `cfg.evaluation.finetune_steps`, or 100 when 0;
-    /// supernets train for `cfg.supernet.steps`, stopping early on `cfg.supernet.plateau`).
+    /// `checked` (fine-tuned scores use `evaluation.finetune_steps`, or 100 when 0;
+    /// supernets train for `supernet.steps`, stopping early on `supernet.plateau`).
     /// `progress` receives one line per phase.
     ///
     /// # Errors
     /// Settings, data and training errors.
     pub fn run(
-        cfg: &SearchConfig,
+        checked: &CheckedConfig,
         plan: &FidelityPlan,
         progress: &mut dyn FnMut(&str),
     ) -> Result<FidelityReport, SearchError> {
         check_plan(plan)?;
-        let checked = cfg.check()?;
+        let cfg = &checked.settings;
         let space = checked.space.clone();
         let source = cfg.open_data()?;
         let gate = checked.gate(source.classes());

@@ -10,7 +10,7 @@ impl Search {
     /// (test included) into their journaled metrics. Already finalised trials are skipped.
     pub(crate) fn final_stage(&mut self, journal: &mut Journal) -> Result<(), SearchError> {
         let trials = journal.trials()?;
-        for &i in crate::pareto::pareto_front(&trials).iter().take(self.final_top_k) {
+        for &i in crate::selection::pareto_front(&trials).iter().take(self.final_top_k) {
             let t = &trials[i];
             if t.metrics.as_ref().is_some_and(|m| m.value(metric::TEST_ACCURACY).is_some()) {
                 continue;

@@ -9,32 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{TrialRecord, TrialStatus};
-
-/// What a higher rung does to a candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Promotion {
-    /// Fine-tune a copy of the candidate's supernet weights for `steps` steps.
-    Finetune {
-        /// Optimiser steps.
-        steps: u64,
-    },
-    /// Train the candidate from scratch for `steps` steps.
-    Retrain {
-        /// Optimiser steps.
-        steps: u64,
-    },
-}
-
-impl std::fmt::Display for Promotion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Promotion::Finetune { steps } => write!(f, "fine-tune {steps}"),
-            Promotion::Retrain { steps } => write!(f, "retrain {steps}"),
-        }
-    }
-}
+use crate::TrialRecord;
+pub use crate::record::{Promotion, RungRecord};
+pub use crate::selection::{Standing, accuracy_at, standing, standing_at};
 
 /// Which trials of the rung below a rung takes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -60,76 +37,6 @@ pub struct Rung {
 pub struct Halving {
     /// Rung 1, 2, …
     pub rungs: Vec<Rung>,
-}
-
-/// A trial scored at a rung above the proxy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RungRecord {
-    /// The trial.
-    pub trial: u64,
-    /// The rung (1 for the first above the proxy).
-    pub rung: u32,
-    /// What the rung did.
-    pub promotion: Promotion,
-    /// Its validation metrics (`val_accuracy`, …).
-    pub metrics: danas_core::Metrics,
-    /// Seconds it took.
-    pub eval_seconds: f64,
-    /// Unix time it finished.
-    pub finished_at: f64,
-    /// Study seconds (all sessions) when it finished.
-    pub elapsed_at: f64,
-}
-
-/// Where a trial stands for selection: the highest rung it reached (0: the proxy)
-/// and its accuracy there. Trials compare by rung first, then accuracy.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Standing {
-    /// Highest rung reached.
-    pub rung: u32,
-    /// Validation accuracy at that rung.
-    pub accuracy: f64,
-}
-
-impl Standing {
-    /// One number that orders standings as (rung, accuracy) do, for accuracies in [0, 1].
-    pub fn key(&self) -> f64 {
-        f64::from(self.rung) * 10.0 + self.accuracy
-    }
-}
-
-/// The metric the rungs rank by.
-const ACC: &str = danas_core::metric::VAL_ACCURACY;
-
-/// A trial's accuracy at rung `r` (0: its own metrics), if it has one.
-pub fn accuracy_at(t: &TrialRecord, r: u32) -> Option<f64> {
-    if r == 0 {
-        (t.status == TrialStatus::Complete).then(|| t.metrics.as_ref().and_then(|m| m.value(ACC))).flatten()
-    } else {
-        t.rungs.iter().find(|x| x.rung == r).and_then(|x| x.metrics.value(ACC))
-    }
-}
-
-/// Where a completed trial stands; `None` for a trial without a proxy accuracy.
-pub fn standing(t: &TrialRecord) -> Option<Standing> {
-    standing_at(t, f64::INFINITY)
-}
-
-/// Where a completed trial stood at study second `until` (its rungs finished by
-/// then); `None` for a trial without a proxy accuracy or not finished by then.
-pub fn standing_at(t: &TrialRecord, until: f64) -> Option<Standing> {
-    let proxy = accuracy_at(t, 0)?;
-    if t.elapsed_at.is_some_and(|e| e > until) {
-        return None;
-    }
-    let top = t
-        .rungs
-        .iter()
-        .filter(|x| x.elapsed_at <= until)
-        .filter_map(|x| x.metrics.value(ACC).map(|a| (x.rung, a)))
-        .max_by_key(|(r, _)| *r)
-        .map_or(Standing { rung: 0, accuracy: proxy }, |(rung, accuracy)| Standing { rung, accuracy });
-    Some(top)
 }
 
 impl Halving {
@@ -175,70 +82,14 @@ impl Halving {
     }
 }
 
-/// `rungs.csv`: every rung result, one row each.
-pub(crate) fn csv(trials: &[TrialRecord]) -> String {
-    let mut s = String::from("trial,data,arch,proxy_val_accuracy,rung,promotion,val_accuracy,eval_seconds,elapsed_s\n");
-    for t in trials {
-        for r in &t.rungs {
-            let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-            s.push_str(&format!(
-                "{},{},\"{}\",{},{},{},{},{},{}\n",
-                t.id,
-                t.candidate.data,
-                t.candidate.arch,
-                opt(accuracy_at(t, 0)),
-                r.rung,
-                r.promotion,
-                opt(r.metrics.value(ACC)),
-                r.eval_seconds,
-                r.elapsed_at
-            ));
-        }
-    }
-    s
-}
-
-/// The report's section on successive halving (nothing without rung results).
-pub(crate) fn markdown(s: &mut String, rows: &[crate::report::TrialRow]) {
-    use std::fmt::Write as _;
-    let promoted: Vec<&crate::report::TrialRow> = rows.iter().filter(|r| r.rung.is_some()).collect();
-    if promoted.is_empty() {
-        return;
-    }
-    let pct = |v: Option<f64>| v.map(|a| format!("{:.2}", a * 100.0)).unwrap_or_else(|| "-".into());
-    let _ = writeln!(
-        s,
-        "\n## Successive halving\n\n{} of the evaluated trials were scored again above the proxy; the Pareto set, \
-         the final stage and the best system ranked them by the highest rung they reached. All rung results: `rungs.csv`.\n",
-        promoted.len()
-    );
-    s.push_str(
-        "| trial | data | arch | proxy val acc % | highest rung | val acc % there |\n|---:|---|---|---:|---|---:|\n",
-    );
-    let mut sorted = promoted;
-    sorted.sort_by(|a, b| {
-        b.rung.cmp(&a.rung).then(b.rung_val_accuracy.unwrap_or(0.0).total_cmp(&a.rung_val_accuracy.unwrap_or(0.0)))
-    });
-    for r in sorted {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} ({}) | {} |",
-            r.id,
-            r.data_key(),
-            r.arch,
-            pct(r.val_accuracy),
-            r.rung.unwrap_or(0),
-            r.rung_promotion.as_deref().unwrap_or("-"),
-            pct(r.rung_val_accuracy)
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::TrialStatus;
     use danas_core::{Arch, Candidate, Color, DataConfig, Metrics};
+
+    const ACC: &str = danas_core::metric::VAL_ACCURACY;
 
     fn trial(id: u64, acc: f64) -> TrialRecord {
         TrialRecord {

@@ -6,9 +6,16 @@
 //! evaluates in parallel, tells the optimiser and commits each trial to the study
 //! [`Journal`] (one SQLite file per study, one transaction per trial, an exclusive
 //! lock so two processes never write one study). [`Budget`]s stop it; [`Observer`]s
-//! watch it; [`report`] writes the tables, plots and `report.md`; [`config`] holds
-//! the validated settings of `danas search`. A study survives Ctrl-C, crashes and
-//! `kill -9`: [`Search::resume`] replays the journal.
+//! watch it; [`selection`] ranks trials and finds the Pareto set; [`report`] writes
+//! the tables, plots and `report.md`; [`config`] holds the settings of `danas
+//! search`, checked once into a `CheckedConfig` that builds the search. A study
+//! lives at a [`StudyLocation`] and survives Ctrl-C, crashes and `kill -9`:
+//! [`Search::resume`] replays the journal.
+//!
+//! Cargo features (all on by default): `train`, the supernet evaluator over
+//! danas-train; `postgres`, studies shared in PostgreSQL with workers (`scale`);
+//! `plot`, the report's plots. Without them the loop, the journal (SQLite) and the
+//! report's tables build with your own evaluator.
 
 mod api;
 mod budget;
@@ -26,10 +33,14 @@ mod html;
 mod journal;
 pub mod pareto;
 mod pool;
+mod record;
 pub mod report;
+#[cfg(feature = "postgres")]
 pub mod scale;
 mod search;
+pub mod selection;
 pub mod stats;
+pub mod supernet;
 
 pub use api::{
     Assessment, Control, CostGate, EvalError, Evaluator, Finalized, Observer, Prepared, Progress, SearchEvent,
@@ -40,7 +51,11 @@ pub use error::SearchError;
 #[cfg(feature = "train")]
 pub use evaluator::{SupernetEvaluator, metrics_of};
 pub use gate::CostModelGate;
-pub use halving::{Halving, Promote, Promotion, Rung, RungRecord};
-pub use journal::postgres::{Attempt, Job, Outcome, Queue, Storage};
-pub use journal::{Journal, STUDY_FORMAT, SupernetRecord, TrialEnd, TrialRecord, TrialStatus};
-pub use search::{STUDY_FILE, Search};
+pub use halving::{Halving, Promote, Rung};
+#[cfg(feature = "postgres")]
+pub use journal::Storage;
+pub use journal::{Journal, STUDY_FILE, STUDY_FORMAT, StudyLocation};
+pub use record::{Promotion, RungRecord, SupernetRecord, TrialEnd, TrialRecord, TrialStatus};
+#[cfg(feature = "postgres")]
+pub use scale::{Attempt, Job, JobOutcome, Queue, Work};
+pub use search::Search;

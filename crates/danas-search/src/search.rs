@@ -8,10 +8,9 @@ use danas_optim::Optimizer;
 use danas_space::CandidateSpace;
 use serde_json::Value;
 
-use crate::{Budget, Control, CostGate, Evaluator, Journal, Observer, SearchError, SearchEvent, SearchSummary};
-
-/// Name of the study journal inside a results directory.
-pub const STUDY_FILE: &str = "study.sqlite";
+use crate::{
+    Budget, Control, CostGate, Evaluator, Journal, Observer, SearchError, SearchEvent, SearchSummary, StudyLocation,
+};
 
 /// A search, configured with a builder and run with [`Search::run`] or [`Search::resume`].
 pub struct Search {
@@ -28,7 +27,8 @@ pub struct Search {
     pub(crate) accuracy: String,
     pub(crate) final_top_k: usize,
     pub(crate) halving: crate::Halving,
-    storage: Option<crate::Storage>,
+    /// Where the study lives (`None`: `dir/study.sqlite`).
+    study: Option<StudyLocation>,
 }
 
 impl std::fmt::Debug for Search {
@@ -67,7 +67,7 @@ impl Search {
             accuracy: "val_accuracy".into(),
             final_top_k: 0,
             halving: crate::Halving::default(),
-            storage: None,
+            study: None,
         }
     }
     /// After the search, trains the `k` most accurate Pareto candidates fully and
@@ -143,10 +143,7 @@ impl Search {
     /// [`SearchError::Exists`] when the directory already holds a study; journal
     /// and optimiser errors.
     pub fn run(self) -> Result<SearchSummary, SearchError> {
-        let journal = match &self.storage {
-            Some(storage) => Journal::create_postgres(storage, &self.config)?,
-            None => Journal::create(&self.dir.join(STUDY_FILE), &self.config)?,
-        };
+        let journal = Journal::create_at(&self.location(), &self.config)?;
         self.drive(journal, false)
     }
 
@@ -158,21 +155,30 @@ impl Search {
     /// # Errors
     /// [`SearchError::NotAStudy`], [`SearchError::Locked`], replay errors.
     pub fn resume(self) -> Result<SearchSummary, SearchError> {
-        let journal = match &self.storage {
-            Some(storage) => Journal::open_postgres(storage)?,
-            None => Journal::open(&self.dir.join(STUDY_FILE))?,
-        };
+        let journal = Journal::open_at(&self.location())?;
         self.drive(journal, true)
     }
 
-    /// Keeps the study in PostgreSQL instead of `DIR/study.sqlite`, so that workers
+    /// Keeps the study at `at` instead of `DIR/study.sqlite`: in PostgreSQL, workers
     /// (`danas worker`) can join it; the results directory still receives the
-    /// reports, supernets and models. Pair it with a [`crate::scale::RemoteEvaluator`]
-    /// to have the workers do the training.
+    /// reports, supernets and models. Pair a shared study with a
+    /// `scale::RemoteEvaluator` to have the workers do the training.
     #[must_use]
-    pub fn storage(mut self, storage: crate::Storage) -> Self {
-        self.storage = Some(storage);
+    pub fn study(mut self, at: StudyLocation) -> Self {
+        self.study = Some(at);
         self
+    }
+
+    /// Keeps the study in PostgreSQL ([`Search::study`]).
+    #[cfg(feature = "postgres")]
+    #[must_use]
+    pub fn storage(self, storage: crate::Storage) -> Self {
+        self.study(StudyLocation::Postgres(storage))
+    }
+
+    /// Where the study lives.
+    pub fn location(&self) -> StudyLocation {
+        self.study.clone().unwrap_or_else(|| StudyLocation::in_dir(&self.dir))
     }
 
     pub(crate) fn emit(&mut self, e: &SearchEvent<'_>) -> Control {

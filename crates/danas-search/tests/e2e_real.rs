@@ -4,6 +4,8 @@
 #![cfg(feature = "train")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +18,8 @@ use danas_search::{
 };
 use danas_space::{CandidateSpace, MbSpace, SearchSpace};
 use danas_train::{EvalConfig, SupernetTraining, TrainConfig};
+
+use common::assert_feasible_front;
 
 /// The real supernet evaluator, recording every candidate it is asked to train or score.
 struct Recording {
@@ -103,22 +107,7 @@ fn real_search_never_trains_infeasible_candidates_and_is_reproducible() {
     assert_eq!(a.progress.evaluated, 6);
 
     // The Pareto set is feasible and non-dominated.
-    let p = &a.outputs.pareto;
-    assert!(!p.is_empty());
-    for x in p {
-        assert!(x.arena_bytes.unwrap() <= RAM as f64 && x.flash_bytes.unwrap() <= FLASH as f64);
-        for y in p {
-            let better_or_equal = y.val_accuracy >= x.val_accuracy
-                && y.arena_bytes <= x.arena_bytes
-                && y.flash_bytes <= x.flash_bytes
-                && y.latency_ms <= x.latency_ms;
-            let strictly = y.val_accuracy > x.val_accuracy
-                || y.arena_bytes < x.arena_bytes
-                || y.flash_bytes < x.flash_bytes
-                || y.latency_ms < x.latency_ms;
-            assert!(!(better_or_equal && strictly), "{} dominates {}", y.id, x.id);
-        }
-    }
+    assert_feasible_front(&a.outputs.pareto, RAM as f64, FLASH as f64);
     // Outputs are written.
     let dir = tmp.path().join("a");
     for f in [

@@ -13,6 +13,8 @@
 //! `golden`; do that only for an intended change of behaviour, and say so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,11 +22,10 @@ use danas_core::{Candidate, DataConfig, Precision};
 use danas_cost::{Limits, Profile};
 use danas_optim::Metrics;
 use danas_optim::synthetic::Landscape;
-use danas_search::{
-    Budget, Control, CostModelGate, EvalError, Evaluator, Finalized, Observer, Prepared, STUDY_FILE, Search,
-    SearchEvent, TrialRecord,
-};
+use danas_search::{Budget, CostModelGate, EvalError, Evaluator, Finalized, Prepared, STUDY_FILE, Search, TrialRecord};
 use danas_space::{CandidateSpace, MbSpace};
+
+use common::{StopAfter, landscape_metrics};
 
 const RAM: u64 = 24 * 1024;
 const FLASH: u64 = 512 * 1024;
@@ -56,13 +57,7 @@ impl Evaluator for Synthetic {
             )
             .into());
         }
-        let m = self.0.metrics(c);
-        let get = |k: &str| m.get(k).unwrap_or(0.0);
-        Ok(Metrics::new()
-            .with("val_accuracy", get(danas_optim::names::ACCURACY))
-            .with("val_precision", get(danas_optim::names::PRECISION))
-            .with("val_recall", get(danas_optim::names::RECALL))
-            .with("val_loss", (seed % 1000) as f64 / 1000.0))
+        Ok(landscape_metrics(&self.0, c).with("val_loss", (seed % 1000) as f64 / 1000.0))
     }
     fn finalize(&self, c: &Candidate, _: u64, _: &Path, name: &str) -> Result<Option<Finalized>, EvalError> {
         let acc = self.0.clean_accuracy(c);
@@ -72,16 +67,6 @@ impl Evaluator for Synthetic {
             int8: None,
             calib_images: 0,
         }))
-    }
-}
-
-struct StopAfter(u64);
-impl Observer for StopAfter {
-    fn on_event(&mut self, e: &SearchEvent<'_>) -> Control {
-        match e {
-            SearchEvent::Trial { progress, .. } if progress.evaluated >= self.0 => Control::Stop,
-            _ => Control::Continue,
-        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The search loop on a synthetic landscape: cost gate, determinism, resume, outputs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -8,10 +10,11 @@ use danas_core::{Candidate, Costs, DataConfig, Feasibility, Limits};
 use danas_optim::synthetic::{Landscape, stand_in_cost};
 use danas_optim::{Metrics, Violation};
 use danas_search::{
-    Assessment, Budget, Control, CostGate, EvalError, Evaluator, Observer, Prepared, STUDY_FILE, Search, SearchError,
-    SearchEvent, TrialStatus,
+    Assessment, Budget, CostGate, EvalError, Evaluator, Prepared, STUDY_FILE, Search, SearchError, TrialStatus,
 };
 use danas_space::{CandidateSpace, MbSpace};
+
+use common::{StopAfter, assert_feasible_front, landscape_metrics};
 
 const RAM: f64 = 64.0 * 1024.0;
 const FLASH: f64 = 256.0 * 1024.0;
@@ -68,12 +71,7 @@ impl Evaluator for Synthetic {
     }
     fn evaluate(&self, c: &Candidate, _seed: u64) -> Result<Metrics, EvalError> {
         self.seen.lock().unwrap().push(c.clone());
-        let m = self.landscape.metrics(c);
-        let get = |k: &str| m.get(k).unwrap_or(0.0);
-        Ok(Metrics::new()
-            .with("val_accuracy", get(danas_optim::names::ACCURACY))
-            .with("val_precision", get(danas_optim::names::PRECISION))
-            .with("val_recall", get(danas_optim::names::RECALL)))
+        Ok(landscape_metrics(&self.landscape, c))
     }
 }
 
@@ -100,21 +98,7 @@ fn gate_outputs_and_pareto() {
     assert_eq!(infeasible as u64, s.progress.infeasible);
     assert!(s.trials.iter().filter(|t| t.status == TrialStatus::Infeasible).all(|t| t.eval_seconds == Some(0.0)));
     // Pareto set: feasible and non-dominated
-    assert!(!s.outputs.pareto.is_empty());
-    for p in &s.outputs.pareto {
-        assert!(p.arena_bytes.unwrap() <= RAM && p.flash_bytes.unwrap() <= FLASH);
-        for q in &s.outputs.pareto {
-            let better_or_eq = q.val_accuracy >= p.val_accuracy
-                && q.arena_bytes <= p.arena_bytes
-                && q.flash_bytes <= p.flash_bytes
-                && q.latency_ms <= p.latency_ms;
-            let strictly = q.val_accuracy > p.val_accuracy
-                || q.arena_bytes < p.arena_bytes
-                || q.flash_bytes < p.flash_bytes
-                || q.latency_ms < p.latency_ms;
-            assert!(!(better_or_eq && strictly), "trial {} dominates {}", q.id, p.id);
-        }
-    }
+    assert_feasible_front(&s.outputs.pareto, RAM, FLASH);
     for f in ["trials.csv", "pareto.csv", "pareto.json", "report.md", "accuracy_vs_ram.png", STUDY_FILE] {
         assert!(dir.path().join(f).is_file(), "{f}");
     }
@@ -135,16 +119,6 @@ fn same_seed_same_trials() {
     };
     assert_eq!(run(7), run(7));
     assert_ne!(run(7), run(8));
-}
-
-struct StopAfter(u64);
-impl Observer for StopAfter {
-    fn on_event(&mut self, e: &SearchEvent<'_>) -> Control {
-        match e {
-            SearchEvent::Trial { progress, .. } if progress.evaluated >= self.0 => Control::Stop,
-            _ => Control::Continue,
-        }
-    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! machines). Statements are written once, with SQLite's `?N` placeholders, which are
 //! rewritten to `$N` for PostgreSQL; values travel as [`Val`].
 
+#[cfg(feature = "postgres")]
 use std::sync::Mutex;
 
 use rusqlite::Connection;
@@ -91,6 +92,7 @@ pub(crate) enum Db {
     /// A study file.
     Sqlite(Connection),
     /// A PostgreSQL database, the study in its own schema (the connection's search path).
+    #[cfg(feature = "postgres")]
     Postgres(Mutex<postgres::Client>),
 }
 
@@ -98,12 +100,14 @@ impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Db::Sqlite(_) => "Db::Sqlite",
+            #[cfg(feature = "postgres")]
             Db::Postgres(_) => "Db::Postgres",
         })
     }
 }
 
 /// `?N` placeholders as PostgreSQL's `$N`.
+#[cfg(feature = "postgres")]
 fn pg_sql(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
@@ -130,6 +134,7 @@ fn sqlite_params(params: &[Val]) -> Vec<rusqlite::types::Value> {
         .collect()
 }
 
+#[cfg(feature = "postgres")]
 pub(crate) fn pg_params(params: &[Val]) -> Vec<Box<dyn postgres::types::ToSql + Sync>> {
     params
         .iter()
@@ -158,6 +163,7 @@ fn sqlite_row(r: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<Row> {
         .collect()
 }
 
+#[cfg(feature = "postgres")]
 fn pg_row(r: &postgres::Row) -> Result<Row, postgres::Error> {
     use postgres::types::Type;
     (0..r.len())
@@ -186,6 +192,7 @@ impl Db {
                 .execute(sql, rusqlite::params_from_iter(sqlite_params(params)))
                 .map(|n| n as u64)
                 .map_err(|source| SearchError::Db { path: at.into(), source }),
+            #[cfg(feature = "postgres")]
             Db::Postgres(m) => {
                 let p = pg_params(params);
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = p.iter().map(|b| b.as_ref()).collect();
@@ -206,6 +213,7 @@ impl Db {
                     .collect::<Result<_, _>>()
                     .map_err(db)
             }
+            #[cfg(feature = "postgres")]
             Db::Postgres(m) => {
                 let p = pg_params(params);
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = p.iter().map(|b| b.as_ref()).collect();
@@ -243,6 +251,7 @@ impl Db {
                 tx.commit().map_err(db)?;
                 Ok(counts)
             }
+            #[cfg(feature = "postgres")]
             Db::Postgres(m) => {
                 let mut client = lock(m);
                 let mut tx = client.transaction().map_err(|e| pg_err(at, e))?;
@@ -265,6 +274,7 @@ impl Db {
     pub(crate) fn batch(&self, sql: &str, at: &str) -> Result<(), SearchError> {
         match self {
             Db::Sqlite(c) => c.execute_batch(sql).map_err(|source| SearchError::Db { path: at.into(), source }),
+            #[cfg(feature = "postgres")]
             Db::Postgres(m) => lock(m).batch_execute(sql).map_err(|e| pg_err(at, e)),
         }
     }
@@ -273,6 +283,7 @@ impl Db {
     pub(crate) fn has_table(&self, table: &str, at: &str) -> Result<bool, SearchError> {
         let sql = match self {
             Db::Sqlite(_) => "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            #[cfg(feature = "postgres")]
             Db::Postgres(_) => {
                 "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?1"
             }
@@ -282,21 +293,23 @@ impl Db {
 
     /// Whether this is the PostgreSQL backend.
     pub(crate) fn is_postgres(&self) -> bool {
-        matches!(self, Db::Postgres(_))
+        !matches!(self, Db::Sqlite(_))
     }
 }
 
+#[cfg(feature = "postgres")]
 /// The client, even after a panic of another holder (its state is a connection only).
 pub(crate) fn lock(m: &Mutex<postgres::Client>) -> std::sync::MutexGuard<'_, postgres::Client> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+#[cfg(feature = "postgres")]
 /// A PostgreSQL error naming the study it happened on.
 pub(crate) fn pg_err(at: &str, source: postgres::Error) -> SearchError {
     SearchError::Postgres { study: at.to_string(), source }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "postgres"))]
 mod tests {
     use super::*;
 

@@ -2,13 +2,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use danas_core::{Candidate, Costs, Metrics};
+use danas_core::{Candidate, Metrics};
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::SearchError;
-use crate::halving::RungRecord;
+use crate::record::{SupernetRecord, TrialEnd, TrialRecord, TrialStatus};
 
 /// Version of the study file layout; stored in the file, checked on open. Format 2
 /// studies (danas before typed trials: costs and metrics as free JSON, the final
@@ -18,119 +18,6 @@ pub const STUDY_FORMAT: i64 = 3;
 
 /// The oldest study format this danas reads (and migrates).
 const OLDEST_FORMAT: i64 = 2;
-
-/// What happened to a trial.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrialStatus {
-    /// Started and not finished (a crash or Ctrl-C interrupted it if the study is not running).
-    Running,
-    /// Evaluated.
-    Complete,
-    /// Rejected by the cost gate before any training.
-    Infeasible,
-    /// Training or evaluation failed (e.g. divergence).
-    Failed,
-    /// The optimiser proposed a candidate this study had already evaluated: the
-    /// earlier result (named in the message) is reused and told again, and nothing
-    /// is trained. Not counted against `max_trials`, not a separate point of the
-    /// Pareto set.
-    Repeat,
-}
-
-impl TrialStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            TrialStatus::Running => "running",
-            TrialStatus::Complete => "complete",
-            TrialStatus::Infeasible => "infeasible",
-            TrialStatus::Failed => "failed",
-            TrialStatus::Repeat => "repeat",
-        }
-    }
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "running" => TrialStatus::Running,
-            "complete" => TrialStatus::Complete,
-            "infeasible" => TrialStatus::Infeasible,
-            "failed" => TrialStatus::Failed,
-            "repeat" => TrialStatus::Repeat,
-            _ => return None,
-        })
-    }
-}
-
-/// One trial as stored in the journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrialRecord {
-    /// Trial id, in the order the optimiser proposed them.
-    pub id: u64,
-    /// The genome's choice indices.
-    pub genome: Vec<u16>,
-    /// The decoded candidate.
-    pub candidate: Candidate,
-    /// Status.
-    pub status: TrialStatus,
-    /// The seed its evaluation used.
-    pub seed: u64,
-    /// The cost gate's estimates, when computed.
-    pub costs: Option<Costs>,
-    /// Evaluation metrics (validation; the final stage adds test metrics), when evaluated.
-    pub metrics: Option<Metrics>,
-    /// The network the final stage trained, relative to the results directory.
-    pub final_checkpoint: Option<String>,
-    /// The deployable model folder the final stage wrote, relative to the results directory.
-    pub model_dir: Option<String>,
-    /// Why it is infeasible or failed.
-    pub message: Option<String>,
-    /// Unix time it started.
-    pub started_at: f64,
-    /// Unix time it finished.
-    pub finished_at: Option<f64>,
-    /// Seconds spent evaluating (training included).
-    pub eval_seconds: Option<f64>,
-    /// The study's elapsed wall-clock seconds when it finished, counting every
-    /// session (the clock the wall-clock budget uses).
-    pub elapsed_at: Option<f64>,
-    /// Its results at the rungs of successive halving above the proxy, lowest first.
-    #[serde(default)]
-    pub rungs: Vec<RungRecord>,
-}
-
-/// How a trial ended, for [`Journal::finish_trial`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TrialEnd<'a> {
-    /// Final status.
-    pub status: TrialStatus,
-    /// Resource estimates.
-    pub costs: Option<&'a Costs>,
-    /// Evaluation metrics.
-    pub metrics: Option<&'a Metrics>,
-    /// Why infeasible or failed.
-    pub message: Option<&'a str>,
-    /// Seconds spent evaluating.
-    pub eval_seconds: Option<f64>,
-}
-
-impl<'a> TrialEnd<'a> {
-    /// A failed trial's end: why, with the costs when the gate got that far.
-    pub fn failed(costs: Option<&'a Costs>, message: &'a str, eval_seconds: Option<f64>) -> Self {
-        Self { status: TrialStatus::Failed, costs, metrics: None, message: Some(message), eval_seconds }
-    }
-}
-
-/// A trained supernet, by data configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SupernetRecord {
-    /// The data configuration key, e.g. `96-rgb`.
-    pub data_key: String,
-    /// Checkpoint path, relative to the study directory.
-    pub path: String,
-    /// Seconds spent training it.
-    pub train_seconds: f64,
-    /// Unix time it was stored.
-    pub created_at: f64,
-}
 
 /// The journal of one study: a SQLite file (WAL mode) holding the study's
 /// settings, every trial, the supernets and an event log. Each trial is
@@ -179,10 +66,20 @@ CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, k
 ";
 
 mod db;
+mod legacy;
+mod location;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+mod rows;
 mod rungs;
 
 pub(crate) use db::{Db, Val};
+#[cfg(feature = "postgres")]
+pub(crate) use db::{lock, pg_err, pg_params};
+pub use location::{STUDY_FILE, StudyLocation};
+#[cfg(feature = "postgres")]
+pub use postgres::Storage;
+use rows::Row;
 
 impl Journal {
     fn lock(path: &Path) -> Result<File, SearchError> {
@@ -360,6 +257,11 @@ impl Journal {
 
     /// Whether the study lives in PostgreSQL (shared with workers) rather than a file.
     pub fn is_postgres(&self) -> bool {
+        self.db.is_postgres()
+    }
+
+    /// Whether processes on other machines share the study (its workers).
+    pub fn is_shared(&self) -> bool {
         self.db.is_postgres()
     }
 
@@ -547,52 +449,6 @@ impl Journal {
         Ok(out)
     }
 
-    /// A trial row as a typed record (format 2 rows are converted on the way).
-    fn record(&self, row: Row) -> Result<TrialRecord, SearchError> {
-        let id = row.id;
-        let bad = |what: &str, source: serde_json::Error| SearchError::Json {
-            path: self.path.clone(),
-            what: format!("trial {id} {what}"),
-            source,
-        };
-        let status = TrialStatus::parse(&row.status)
-            .ok_or_else(|| bad(&format!("status {:?}", row.status), serde::de::Error::custom("unknown status")))?;
-        let mut rec = TrialRecord {
-            id: id as u64,
-            genome: serde_json::from_str(&row.genome).map_err(|e| bad("genome", e))?,
-            candidate: serde_json::from_str(&row.candidate).map_err(|e| bad("candidate", e))?,
-            status,
-            seed: row.seed as u64,
-            costs: None,
-            metrics: None,
-            final_checkpoint: row.final_checkpoint,
-            model_dir: row.model_dir,
-            message: row.message,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-            eval_seconds: row.eval_seconds,
-            elapsed_at: row.elapsed_at,
-            rungs: Vec::new(),
-        };
-        if self.format >= 3 {
-            rec.costs = row.costs.as_deref().map(serde_json::from_str).transpose().map_err(|e| bad("costs", e))?;
-            rec.metrics =
-                row.metrics.as_deref().map(serde_json::from_str).transpose().map_err(|e| bad("metrics", e))?;
-        } else {
-            let value = |text: Option<&str>, what: &str| -> Result<Option<Value>, SearchError> {
-                text.map(serde_json::from_str).transpose().map_err(|e| bad(what, e))
-            };
-            rec.costs = value(row.costs.as_deref(), "costs")?.as_ref().map(legacy::costs);
-            if let Some(m) = value(row.metrics.as_deref(), "metrics")? {
-                let (metrics, checkpoint, model_dir) = legacy::metrics(&m);
-                rec.metrics = Some(metrics);
-                rec.final_checkpoint = checkpoint;
-                rec.model_dir = model_dir;
-            }
-        }
-        Ok(rec)
-    }
-
     /// Trials left `running` by an interrupted process.
     ///
     /// # Errors
@@ -682,100 +538,4 @@ fn lock_path(path: &Path) -> PathBuf {
 fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
     // Serialising plain data structures to a string cannot fail.
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
-}
-
-/// One row of the trials table, as stored.
-struct Row {
-    id: i64,
-    genome: String,
-    candidate: String,
-    status: String,
-    seed: i64,
-    costs: Option<String>,
-    metrics: Option<String>,
-    message: Option<String>,
-    started_at: f64,
-    finished_at: Option<f64>,
-    eval_seconds: Option<f64>,
-    elapsed_at: Option<f64>,
-    final_checkpoint: Option<String>,
-    model_dir: Option<String>,
-}
-
-impl Row {
-    /// The row of `select_trials`' columns.
-    fn from_vals(v: &[Val]) -> Self {
-        let text = |i: usize| v.get(i).and_then(Val::text);
-        let real = |i: usize| v.get(i).and_then(Val::real);
-        let int = |i: usize| v.get(i).and_then(Val::int).unwrap_or(0);
-        Row {
-            id: int(0),
-            genome: text(1).unwrap_or_default(),
-            candidate: text(2).unwrap_or_default(),
-            status: text(3).unwrap_or_default(),
-            seed: int(4),
-            costs: text(5),
-            metrics: text(6),
-            message: text(7),
-            started_at: real(8).unwrap_or(0.0),
-            finished_at: real(9),
-            eval_seconds: real(10),
-            elapsed_at: real(11),
-            final_checkpoint: text(12),
-            model_dir: text(13),
-        }
-    }
-}
-
-/// Reading format-2 studies, whose costs and metrics were free JSON objects.
-mod legacy {
-    use danas_core::{Costs, Metrics};
-    use serde_json::Value;
-
-    /// Costs from a format-2 `costs` object: the known keys into their fields,
-    /// every other number into `detail` (`peak_layer`, an index, is dropped:
-    /// `peak_op` names the op).
-    pub(super) fn costs(v: &Value) -> Costs {
-        let mut c = Costs::default();
-        let Some(obj) = v.as_object() else { return c };
-        let bytes = |x: &Value| x.as_f64().map(|f| f.max(0.0).round() as u64);
-        for (k, x) in obj {
-            match k.as_str() {
-                "arena_bytes" => c.arena_bytes = bytes(x).unwrap_or(0),
-                "flash_bytes" => c.flash_bytes = bytes(x).unwrap_or(0),
-                "latency_ms" => c.latency_ms = x.as_f64(),
-                "macs" => c.macs = bytes(x),
-                "params" => c.params = bytes(x),
-                "peak_op" => c.peak_op = x.as_str().map(str::to_string),
-                "precision" => c.precision = x.as_str().and_then(|p| p.parse().ok()),
-                "mcu" => c.mcu = x.as_str().map(str::to_string),
-                "peak_layer" => {}
-                _ => {
-                    if let Some(f) = x.as_f64() {
-                        c.detail.insert(k.clone(), f);
-                    }
-                }
-            }
-        }
-        c
-    }
-
-    /// Metrics from a format-2 `metrics` object, with the final stage's checkpoint
-    /// and model folder that it held as strings.
-    pub(super) fn metrics(v: &Value) -> (Metrics, Option<String>, Option<String>) {
-        let mut m = Metrics::new();
-        let (mut checkpoint, mut model_dir) = (None, None);
-        for (k, x) in v.as_object().into_iter().flatten() {
-            match (k.as_str(), x) {
-                ("final_checkpoint", Value::String(s)) => checkpoint = Some(s.clone()),
-                ("model_dir", Value::String(s)) => model_dir = Some(s.clone()),
-                (_, x) => {
-                    if let Some(f) = x.as_f64() {
-                        m.insert(k.clone(), f);
-                    }
-                }
-            }
-        }
-        (m, checkpoint, model_dir)
-    }
 }

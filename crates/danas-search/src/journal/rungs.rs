@@ -2,7 +2,7 @@
 
 use super::{Journal, Val, now, to_json};
 use crate::SearchError;
-use crate::halving::{Promotion, RungRecord};
+use crate::record::{Promotion, RungRecord};
 
 /// The table (created by new studies and by the migration of old ones).
 pub(super) const RUNGS_TABLE: &str = "CREATE TABLE IF NOT EXISTS rungs (

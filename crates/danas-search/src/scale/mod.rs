@@ -16,8 +16,12 @@ use std::time::Duration;
 use danas_core::{Candidate, DataConfig, Metrics};
 use serde_json::{Value, json};
 
-use crate::journal::postgres::{Outcome, Queue, Storage};
+use crate::journal::Storage;
 use crate::{EvalError, Evaluator, Finalized, Prepared, Promotion, SearchError};
+
+mod queue;
+
+pub use queue::{Attempt, Job, JobOutcome, Queue, Work};
 
 /// An [`Evaluator`] whose supernet trainings, evaluations and promotions run on
 /// workers (`danas worker`) through a PostgreSQL study's queue; the final stage runs
@@ -69,31 +73,24 @@ impl RemoteEvaluator {
         let q = Queue::connect(&self.storage)?;
         let mut keys = HashSet::new();
         for &data in &self.prefetch {
-            let key = prepare_key(data, self.shared_supernet);
+            let work = Work::Prepare { data };
+            let key = work.key(self.shared_supernet);
             if keys.insert(key.clone()) {
-                q.submit("prepare", &key, &json!({ "data": data }))?;
+                q.submit(&work, &key)?;
             }
         }
         Ok(self.queue.get_or_init(|| q))
     }
 
     /// Submits a job and waits for its result.
-    fn call(&self, kind: &str, key: &str, payload: &Value) -> Result<Value, EvalError> {
+    fn call(&self, work: &Work) -> Result<Value, EvalError> {
         let queue = self.queue()?;
-        let id = queue.submit(kind, key, payload)?;
+        let id = queue.submit(work, &work.key(self.shared_supernet))?;
         match queue.wait(id, self.poll)? {
-            Outcome::Done(v) => Ok(v),
-            Outcome::Failed(e) => Err(e.into()),
+            JobOutcome::Done(v) => Ok(v),
+            JobOutcome::Failed(e) => Err(e.into()),
         }
     }
-}
-
-fn prepare_key(data: DataConfig, shared: bool) -> String {
-    if shared { "prepare:shared".into() } else { format!("prepare:{}", data.key()) }
-}
-
-fn candidate_key(c: &Candidate) -> String {
-    serde_json::to_string(c).unwrap_or_default()
 }
 
 fn metrics(v: &Value) -> Result<Metrics, EvalError> {
@@ -109,7 +106,7 @@ impl Evaluator for RemoteEvaluator {
         status: &dyn Fn(&str),
     ) -> Result<Prepared, EvalError> {
         status(&format!("supernet {data}: trained by a worker"));
-        let v = self.call("prepare", &prepare_key(data, self.shared_supernet), &json!({ "data": data }))?;
+        let v = self.call(&Work::Prepare { data })?;
         let rel = v["checkpoint"].as_str().ok_or("a worker's prepare result names no checkpoint")?.to_string();
         // A local copy for the final stage (and the results folder).
         fetch_blob(self.queue()?, &rel, dir)?;
@@ -117,14 +114,11 @@ impl Evaluator for RemoteEvaluator {
     }
 
     fn evaluate(&self, candidate: &Candidate, seed: u64) -> Result<Metrics, EvalError> {
-        let key = format!("evaluate:{seed}:{}", candidate_key(candidate));
-        metrics(&self.call("evaluate", &key, &json!({ "candidate": candidate, "seed": seed }))?)
+        metrics(&self.call(&Work::Evaluate { candidate: candidate.clone(), seed })?)
     }
 
     fn promote(&self, candidate: &Candidate, promotion: Promotion, seed: u64) -> Result<Option<Metrics>, EvalError> {
-        let p = serde_json::to_string(&promotion)?;
-        let key = format!("promote:{seed}:{p}:{}", candidate_key(candidate));
-        let v = self.call("promote", &key, &json!({ "candidate": candidate, "seed": seed, "promotion": promotion }))?;
+        let v = self.call(&Work::Promote { candidate: candidate.clone(), seed, promotion })?;
         if v.is_null() { Ok(None) } else { metrics(&v).map(Some) }
     }
 
@@ -190,7 +184,7 @@ pub fn run_worker(
 ) -> Result<WorkerSummary, SearchError> {
     let queue = Queue::connect(storage)?;
     let beat = Queue::connect(storage)?;
-    let loaded: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+    let worker = Worker { queue: &queue, evaluator, opts, loaded: Mutex::new(HashSet::new()) };
     let mut summary = WorkerSummary::default();
     // Poll quickly right after a job (the search's next batch is near), slower when idle.
     let mut idle = Duration::from_millis(5);
@@ -219,13 +213,16 @@ pub fn run_worker(
                     }
                 }
             });
-            let out = work(&queue, evaluator, opts, &loaded, &job.kind, &job.payload, log);
+            let out = job
+                .work()
+                .map_err(|e| EvalError::from(format!("job {} ({}): {e}", job.id, job.kind)))
+                .and_then(|w| worker.work(w, log));
             stop.store(true, Ordering::Relaxed);
             out
         });
         let outcome = match outcome {
-            Ok(v) => Outcome::Done(v),
-            Err(e) => Outcome::Failed(e.to_string()),
+            Ok(v) => JobOutcome::Done(v),
+            Err(e) => JobOutcome::Failed(e.to_string()),
         };
         if queue.finish(job.id, &opts.name, &outcome)? {
             summary.jobs += 1;
@@ -236,63 +233,56 @@ pub fn run_worker(
     }
 }
 
-/// Does one job.
-fn work(
-    queue: &Queue,
-    evaluator: &dyn Evaluator,
-    opts: &WorkerOptions,
-    loaded: &Mutex<HashSet<String>>,
-    kind: &str,
-    payload: &Value,
-    log: &dyn Fn(&str),
-) -> Result<Value, EvalError> {
-    let status = |s: &str| log(s);
-    match kind {
-        "prepare" => {
-            let data: DataConfig = serde_json::from_value(payload["data"].clone())?;
-            let p = evaluator.prepare(data, &opts.cache_dir, None, &status)?;
-            let rel = p.checkpoint.ok_or("the evaluator saved no supernet checkpoint")?;
-            let bytes = std::fs::read(opts.cache_dir.join(&rel))?;
-            queue.put_blob(&rel, &bytes)?;
-            lock(loaded).insert(data.key());
-            Ok(json!({ "checkpoint": rel, "seconds": p.seconds }))
-        }
-        "evaluate" | "promote" => {
-            let cand: Candidate = serde_json::from_value(payload["candidate"].clone())?;
-            let seed = payload["seed"].as_u64().ok_or("job without a seed")?;
-            ensure_loaded(queue, evaluator, opts, loaded, cand.data, &status)?;
-            if kind == "evaluate" {
-                Ok(serde_json::to_value(evaluator.evaluate(&cand, seed)?)?)
-            } else {
-                let promotion: Promotion = serde_json::from_value(payload["promotion"].clone())?;
-                Ok(serde_json::to_value(evaluator.promote(&cand, promotion, seed)?)?)
+/// What a worker works with.
+struct Worker<'a> {
+    queue: &'a Queue,
+    evaluator: &'a dyn Evaluator,
+    opts: &'a WorkerOptions,
+    /// The data configurations whose supernet the evaluator holds.
+    loaded: Mutex<HashSet<String>>,
+}
+
+impl Worker<'_> {
+    /// Does one job.
+    fn work(&self, work: Work, log: &dyn Fn(&str)) -> Result<Value, EvalError> {
+        let (evaluator, opts) = (self.evaluator, self.opts);
+        let status = |s: &str| log(s);
+        match work {
+            Work::Prepare { data } => {
+                let p = evaluator.prepare(data, &opts.cache_dir, None, &status)?;
+                let rel = p.checkpoint.ok_or("the evaluator saved no supernet checkpoint")?;
+                let bytes = std::fs::read(opts.cache_dir.join(&rel))?;
+                self.queue.put_blob(&rel, &bytes)?;
+                lock(&self.loaded).insert(data.key());
+                Ok(json!({ "checkpoint": rel, "seconds": p.seconds }))
+            }
+            Work::Evaluate { candidate, seed } => {
+                self.ensure_loaded(candidate.data, &status)?;
+                Ok(serde_json::to_value(evaluator.evaluate(&candidate, seed)?)?)
+            }
+            Work::Promote { candidate, seed, promotion } => {
+                self.ensure_loaded(candidate.data, &status)?;
+                Ok(serde_json::to_value(evaluator.promote(&candidate, promotion, seed)?)?)
             }
         }
-        other => Err(format!("unknown job kind {other:?}").into()),
+    }
+
+    /// Loads the supernet of `data` into the evaluator, fetching it from the study.
+    fn ensure_loaded(&self, data: DataConfig, status: &dyn Fn(&str)) -> Result<(), EvalError> {
+        if lock(&self.loaded).contains(&data.key()) {
+            return Ok(());
+        }
+        let cache = &self.opts.cache_dir;
+        let rel = self.queue.prepared(data)?.ok_or_else(|| format!("no supernet of {data} in the study yet"))?;
+        fetch_blob(self.queue, &rel, cache)?;
+        self.evaluator.prepare(data, cache, Some(&rel), status)?;
+        lock(&self.loaded).insert(data.key());
+        Ok(())
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Loads the supernet of `data` into the evaluator, fetching it from the study.
-fn ensure_loaded(
-    queue: &Queue,
-    evaluator: &dyn Evaluator,
-    opts: &WorkerOptions,
-    loaded: &Mutex<HashSet<String>>,
-    data: DataConfig,
-    status: &dyn Fn(&str),
-) -> Result<(), EvalError> {
-    if lock(loaded).contains(&data.key()) {
-        return Ok(());
-    }
-    let rel = queue.prepared(data)?.ok_or_else(|| format!("no supernet of {data} in the study yet"))?;
-    fetch_blob(queue, &rel, &opts.cache_dir)?;
-    evaluator.prepare(data, &opts.cache_dir, Some(&rel), status)?;
-    lock(loaded).insert(data.key());
-    Ok(())
 }
 
 /// Copies the study's blob `rel` to `dir/rel` unless it is there already; written

@@ -11,107 +11,11 @@ use danas_optim::OptimizerKind;
 use danas_space::{CandidateSpace, MbSpace, SearchSpace};
 use serde::{Deserialize, Serialize};
 
-use crate::{Budget, CostModelGate, SearchError};
+pub use crate::supernet::{PlateauSettings, SupernetMode, SupernetSettings};
+use crate::{Budget, CostModelGate, Journal, SearchError, StudyLocation};
 
-/// How each data configuration's supernet is trained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SupernetMode {
-    /// The largest network only (the paper).
-    Full,
-    /// Each step trains the largest network, the smallest and two random
-    /// sub-networks, the others distilled in place from the largest. The default:
-    /// it ranks candidates across data configurations far better (Kendall τ 0.74
-    /// against 0.00 for `full` on the synthetic set at cpu scale, issue 17).
-    #[default]
-    Sandwich,
-}
-
-impl std::fmt::Display for SupernetMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SupernetMode::Full => "full",
-            SupernetMode::Sandwich => "sandwich",
-        })
-    }
-}
-
-impl std::str::FromStr for SupernetMode {
-    type Err = SearchError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "full" => Ok(SupernetMode::Full),
-            "sandwich" => Ok(SupernetMode::Sandwich),
-            other => Err(bad("supernet.mode", other, "must be full or sandwich")),
-        }
-    }
-}
-
-/// Supernet training settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SupernetSettings {
-    /// `full` (the paper: train the largest network only) or `sandwich`
-    /// (`strategy` in configs written before danas 0.1's typed configs).
-    #[serde(alias = "strategy")]
-    pub mode: SupernetMode,
-    /// Optimiser steps per supernet.
-    pub steps: u64,
-    /// Images per batch.
-    pub batch_size: usize,
-    /// Peak learning rate (Adam).
-    pub lr: f64,
-    /// Linear warm-up steps before the cosine decay.
-    pub warmup_steps: u64,
-    /// Training augmentation (random resized crop, horizontal flip) for supernet
-    /// training, fine-tuning and the final stage. Off suits small, centred images
-    /// such as Fashion-MNIST.
-    pub augment: bool,
-    /// One supernet for every data configuration of the space (elastic resolution,
-    /// grayscale served by the rgb weights), trained on all of them in turn for
-    /// `steps` × their number, instead of one supernet per configuration.
-    pub shared: bool,
-    /// Stop a supernet's training once its loss stops improving (`steps` is then
-    /// the most it runs): every configuration trained to comparable convergence.
-    pub plateau: Option<PlateauSettings>,
-    /// Sandwich training: random sub-networks per step, next to the largest and the
-    /// smallest (each step costs about the largest network's step plus these).
-    pub sandwich_random: usize,
-}
-
-/// When a supernet's loss counts as converged (`[supernet.plateau]`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PlateauSettings {
-    /// Steps between checks; the loss is smoothed over about as many steps.
-    pub every: u64,
-    /// Checks in a row without an improvement before training stops.
-    pub patience: u32,
-    /// Smallest relative fall of the smoothed loss that counts as an improvement.
-    pub min_delta: f64,
-}
-
-impl Default for PlateauSettings {
-    fn default() -> Self {
-        Self { every: 25, patience: 3, min_delta: 0.01 }
-    }
-}
-
-impl Default for SupernetSettings {
-    fn default() -> Self {
-        Self {
-            mode: SupernetMode::Sandwich,
-            steps: 150,
-            batch_size: 64,
-            lr: 3e-3,
-            warmup_steps: 10,
-            augment: true,
-            shared: false,
-            plateau: None,
-            sandwich_random: 2,
-        }
-    }
-}
+#[cfg(feature = "train")]
+mod assemble;
 
 /// How trials are selected: by the proxy alone, or by successive halving above it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -558,7 +462,7 @@ impl SearchConfig {
 
 /// A [`SearchConfig`] whose every setting has been checked, with what the checks
 /// built: the space, the board, the limits and the budget. The search is built
-/// from it ([`SearchConfig::build`]) without parsing anything again.
+/// from it (`CheckedConfig::build`, feature `train`) without checking anything again.
 #[derive(Debug, Clone)]
 pub struct CheckedConfig {
     /// The settings as given (journaled, so that `danas resume` rebuilds the search).
@@ -580,273 +484,38 @@ impl CheckedConfig {
     }
 }
 
-#[cfg(feature = "train")]
+/// Reading the settings back from a study.
 impl SearchConfig {
-    /// Opens the data source (cataloguing it; images are decoded lazily into the cache).
-    ///
-    /// # Errors
-    /// [`SearchError::Data`] naming the source and what is wrong with it.
-    pub fn open_data(&self) -> Result<Arc<danas_data::Dataset>, SearchError> {
-        let mut options = danas_data::DataOptions::default();
-        options.split_seed = self.seed;
-        options.train_limit = self.train_limit;
-        options.eval_limit = self.eval_limit;
-        if let Some(dir) = &self.cache_dir {
-            options.cache_dir = dir.clone();
-        }
-        danas_data::Dataset::from_spec(&self.data, options)
-            .map(Arc::new)
-            .map_err(|e| SearchError::Data { spec: self.data.clone(), source: Box::new(e) })
-    }
-
-    /// The supernet training settings.
-    pub fn train_config(&self) -> danas_train::TrainConfig {
-        danas_train::TrainConfig {
-            steps: self.supernet.steps,
-            batch_size: self.supernet.batch_size,
-            lr: self.supernet.lr,
-            warmup_steps: self.supernet.warmup_steps.min(self.supernet.steps),
-            augment: self.supernet.augment,
-            seed: self.seed,
-            plateau: self.supernet.plateau.map(|p| danas_train::Plateau {
-                every: p.every,
-                patience: p.patience,
-                min_delta: p.min_delta,
-            }),
-            ..danas_train::TrainConfig::default()
-        }
-    }
-
-    /// The candidate evaluation settings.
-    pub fn eval_config(&self) -> danas_train::EvalConfig {
-        let e = &self.evaluation;
-        danas_train::EvalConfig {
-            calib_batches: e.calib_batches,
-            calib_batch_size: e.batch_size,
-            finetune: (e.finetune_steps > 0).then(|| danas_train::TrainConfig {
-                steps: e.finetune_steps,
-                batch_size: e.batch_size,
-                lr: e.finetune_lr,
-                augment: self.supernet.augment,
-                seed: self.seed,
-                ..danas_train::TrainConfig::default()
-            }),
-            eval_batch_size: e.batch_size.max(128),
-            seed: self.seed,
-        }
-    }
-
-    /// The supernet evaluator of these settings over `space` and `data`.
-    fn evaluator(
-        &self,
-        space: Arc<dyn CandidateSpace>,
-        data: Arc<danas_data::Dataset>,
-        alphas: Vec<f64>,
-    ) -> crate::SupernetEvaluator {
-        let training =
-            crate::fidelity::supernet_training_with(self.supernet.mode, alphas, self.supernet.sandwich_random);
-        let source: Arc<dyn danas_core::BatchSource> = data;
-        let final_train = danas_train::TrainConfig { steps: self.final_steps, plateau: None, ..self.train_config() };
-        crate::SupernetEvaluator::new(space, source, self.train_config(), training, self.eval_config())
-            .final_training(final_train, self.final_from_supernet)
-            .export(Some(danas_train::ExportConfig {
-                calib_images: self.evaluation.int8_calib_images,
-                seed: self.seed,
-                softmax: true,
-            }))
-            .int8_evaluation(self.evaluation.int8)
-            .shared_supernet(self.supernet.shared)
-            .promotion_training(
-                danas_train::TrainConfig {
-                    batch_size: self.evaluation.batch_size,
-                    lr: self.evaluation.finetune_lr,
-                    augment: self.supernet.augment,
-                    ..danas_train::TrainConfig::default()
-                },
-                danas_train::TrainConfig { plateau: None, ..self.train_config() },
-            )
-    }
-
-    /// Builds the whole search into results directory `dir`: validates every
-    /// setting, opens the data, and wires the cost gate (also given to the
-    /// optimiser as its feasibility oracle), the optimiser and the supernet evaluator.
-    ///
-    /// # Errors
-    /// The first invalid setting, or a data error.
-    pub fn build(&self, dir: &Path) -> Result<crate::Search, SearchError> {
-        self.build_with_storage(dir, None)
-    }
-
-    /// As [`SearchConfig::build`], with the study in PostgreSQL when `storage` is
-    /// given: supernet training, evaluations and promotions are then done by workers
-    /// (`danas worker`, [`crate::scale::run_worker`]) and only the final stage here.
-    ///
-    /// # Errors
-    /// The first invalid setting, a data error, or no connection to the database.
-    pub fn build_with_storage(
-        &self,
-        dir: &Path,
-        storage: Option<&crate::Storage>,
-    ) -> Result<crate::Search, SearchError> {
-        let checked = self.check()?;
-        let data = self.open_data()?;
-        let classes = danas_core::BatchSource::classes(data.as_ref());
-        let alphas = checked.space.config().alphas.clone();
-        let gate = Arc::new(checked.gate(classes));
-        let space: Arc<dyn CandidateSpace> = Arc::new(checked.space);
-        let oracle = gate.oracle(Arc::clone(&space));
-        let search_space: Arc<dyn SearchSpace> = Arc::clone(&space) as Arc<dyn SearchSpace>;
-        let opt = self.optimizer.build(search_space, self.seed, Some(oracle));
-        let local: Arc<dyn crate::Evaluator> = Arc::new(self.evaluator(Arc::clone(&space), data, alphas));
-        let config = serde_json::to_value(self).map_err(|e| bad("config", "?", e.to_string()))?;
-        let search = match storage {
-            Some(storage) => {
-                let remote = crate::scale::RemoteEvaluator::new(storage, local, self.supernet.shared)
-                    .prefetch(self.prefetch_configs(space.as_ref()));
-                crate::Search::new(Arc::clone(&space), opt, gate, Arc::new(remote)).storage(storage.clone())
-            }
-            None => crate::Search::new(space, opt, gate, local),
-        };
-        Ok(search
-            .budget(checked.budget)
-            .seed(self.seed)
-            .parallel(self.parallel)
-            .out_dir(dir)
-            .final_top_k(self.final_top_k)
-            .halving(self.selection.halving())
-            .config(config))
-    }
-
-    /// The data configurations a shared study trains supernets for up front: the
-    /// space's (a fixed data configuration is the space's only one).
-    fn prefetch_configs(&self, space: &dyn CandidateSpace) -> Vec<danas_core::DataConfig> {
-        space.data_configs()
-    }
-
-    /// The evaluator a worker of a study with these settings runs.
-    ///
-    /// # Errors
-    /// The first invalid setting, or a data error (the worker needs the data at
-    /// the same path, or the same synthetic spec).
-    pub fn worker_evaluator(&self) -> Result<crate::SupernetEvaluator, SearchError> {
-        let checked = self.check()?;
-        let data = self.open_data()?;
-        let alphas = checked.space.config().alphas.clone();
-        let space: Arc<dyn CandidateSpace> = Arc::new(checked.space);
-        Ok(self.evaluator(space, data, alphas))
-    }
-
-    /// The settings of a PostgreSQL study, as journaled.
+    /// The settings of the study at `at`, as journaled (read without its lock).
     ///
     /// # Errors
     /// [`SearchError::NotAStudy`], connection errors, or an invalid stored config.
-    pub fn from_storage(storage: &crate::Storage) -> Result<Self, SearchError> {
-        let journal = crate::Journal::open_postgres_read_only(storage)?;
-        let value = journal.config()?;
+    pub fn from_location(at: &StudyLocation) -> Result<Self, SearchError> {
+        let value = Journal::config_at(at)?;
         serde_json::from_value(value).map_err(|source| SearchError::Json {
-            path: storage.describe().into(),
+            path: at.describe().into(),
             what: "config".into(),
             source,
         })
     }
 
-    /// Rebuilds the search of an existing study from its journaled config.
+    /// The settings of the study in results directory `dir` ([`SearchConfig::from_location`]).
     ///
     /// # Errors
-    /// [`SearchError::NotAStudy`], [`SearchError::Locked`], or an invalid stored config.
+    /// [`SearchError::NotAStudy`], or an invalid stored config.
     pub fn from_study(dir: &Path) -> Result<Self, SearchError> {
-        let path = dir.join(crate::STUDY_FILE);
-        let journal = crate::Journal::open_read_only(&path)?;
-        let value = journal.config()?;
-        drop(journal);
-        serde_json::from_value(value).map_err(|source| SearchError::Json { path, what: "config".into(), source })
+        Self::from_location(&StudyLocation::in_dir(dir))
+    }
+
+    /// The settings of a PostgreSQL study ([`SearchConfig::from_location`]).
+    ///
+    /// # Errors
+    /// [`SearchError::NotAStudy`], connection errors, or an invalid stored config.
+    #[cfg(feature = "postgres")]
+    pub fn from_storage(storage: &crate::Storage) -> Result<Self, SearchError> {
+        Self::from_location(&StudyLocation::Postgres(storage.clone()))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn err(text: &str) -> String {
-        match SearchConfig::from_toml_str(text, Path::new("search.toml")).and_then(|c| c.validate().map(|_| c)) {
-            Ok(_) => panic!("accepted: {text}"),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    #[test]
-    fn defaults_are_valid() {
-        assert!(SearchConfig::default().validate().is_ok());
-        let c = SearchConfig::from_toml_str("", Path::new("x.toml"));
-        assert_eq!(c.ok(), Some(SearchConfig::default()));
-    }
-
-    #[test]
-    fn bad_settings_name_field_and_value() {
-        let e = err("mcu = \"nucleo-h9000\"");
-        assert!(e.contains("mcu") && e.contains("nucleo-h9000") && e.contains("nucleo-h743"), "{e}");
-        let e = err("max_trials = \"ten\"");
-        assert!(e.contains("search.toml") && e.contains("max_trials"), "{e}");
-        let e = err("budget = \"10 minutes\"");
-        assert!(e.contains("budget"), "{e}");
-        let e = err("strategy = \"annealing\"");
-        assert!(e.contains("strategy") && e.contains("annealing"), "{e}");
-        let e = err("ram_kib = -5");
-        assert!(e.contains("ram_kib") && e.contains("-5"), "{e}");
-        let e = err("fixed_data = \"96,purple\"");
-        assert!(e.contains("fixed_data"), "{e}");
-        let e = err("colour = 3");
-        assert!(e.contains("colour"), "{e}");
-        let e = err("[supernet]\nsteps = 0");
-        assert!(e.contains("supernet.steps"), "{e}");
-        let e = err("space = \"nope\"");
-        assert!(e.contains("space") && e.contains("nope"), "{e}");
-        let e = err("budget = \"30m\"\nmax_trials = 0");
-        assert!(e.contains("max_trials"), "{e}");
-    }
-
-    #[test]
-    fn typed_settings_and_their_old_names() {
-        let c = SearchConfig::from_toml_str(
-            "optimizer = \"nsga2\"\nprecision = \"f16\"\n[supernet]\nmode = \"sandwich\"",
-            Path::new("x.toml"),
-        );
-        let c = c.map_err(|e| e.to_string());
-        assert_eq!(
-            c.as_ref().map(|c| (c.optimizer, c.precision, c.supernet.mode)),
-            Ok((OptimizerKind::Nsga2, Precision::F16, SupernetMode::Sandwich))
-        );
-        // configs (and journaled studies) written before the rename still read
-        let old = SearchConfig::from_toml_str(
-            "strategy = \"random\"\n[supernet]\nstrategy = \"sandwich\"",
-            Path::new("x.toml"),
-        );
-        let old = old.map_err(|e| e.to_string());
-        assert_eq!(old.map(|c| (c.optimizer, c.supernet.mode)), Ok((OptimizerKind::Random, SupernetMode::Sandwich)));
-        let e = err("[supernet]\nmode = \"half\"");
-        assert!(e.contains("mode") && e.contains("half"), "{e}");
-        let e = err("precision = \"int4\"");
-        assert!(e.contains("precision") && e.contains("int4"), "{e}");
-        let e = err("mono_base_width = 0.33\n[supernet]\nmode = \"sandwich\"");
-        assert!(e.contains("supernet.mode"), "{e}");
-        // the checked config keeps what the checks built
-        let checked =
-            SearchConfig { ram_kib: Some(64.0), ..SearchConfig::default() }.check().map_err(|e| e.to_string());
-        assert_eq!(checked.map(|c| (c.limits.ram_bytes, c.space.cardinality() > 0)), Ok((65536, true)));
-    }
-
-    #[test]
-    fn fixed_data_and_limits() {
-        let c = SearchConfig {
-            space: "paper".into(),
-            fixed_data: Some("96,rgb".into()),
-            ram_kib: Some(64.0),
-            flash_kib: Some(256.0),
-            ..SearchConfig::default()
-        };
-        let s = c.build_space().map_err(|e| e.to_string());
-        assert_eq!(s.map(|s| s.cardinality()), Ok(2680));
-        let l = c.limits().map_err(|e| e.to_string());
-        assert_eq!(l.map(|l| (l.ram_bytes, l.flash_bytes)), Ok((65536, 262144)));
-    }
-}
+mod tests;
