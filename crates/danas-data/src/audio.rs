@@ -653,3 +653,72 @@ pub fn audio_features(
     }
     Ok(f)
 }
+
+/// What `danas data inspect audio:DIR` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioReport {
+    /// The folder.
+    pub dir: String,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Clips per split (train, validation, test) and class.
+    pub clips: BTreeMap<String, Vec<usize>>,
+    /// Whether the splits came from the list files (else the seeded speaker split).
+    pub split_from_lists: bool,
+    /// Files per sample rate.
+    pub sample_rates: BTreeMap<u32, usize>,
+    /// Shortest, mean and longest clip in seconds.
+    pub duration_s: (f64, f64, f64),
+    /// Background noise files.
+    pub noise_files: usize,
+    /// Files skipped and why.
+    pub skipped: Vec<Skipped>,
+}
+
+impl AudioCatalog {
+    /// The inspection report.
+    pub fn report(&self) -> AudioReport {
+        let counts = self.counts();
+        AudioReport {
+            dir: self.dir.display().to_string(),
+            classes: self.class_names.clone(),
+            clips: AudioSplit::ALL.iter().map(|s| (s.name().to_string(), counts[*s as usize].clone())).collect(),
+            split_from_lists: self.split_from_lists,
+            sample_rates: self.rates(),
+            duration_s: self.durations(),
+            noise_files: self.noise.len(),
+            skipped: self.skipped.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for AudioReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "audio:{}", self.dir)?;
+        let how =
+            if self.split_from_lists { "validation_list.txt / testing_list.txt" } else { "seeded split by speaker" };
+        writeln!(f, "{} classes; splits from {how}", self.classes.len())?;
+        write!(f, "{:<16}", "class")?;
+        for s in AudioSplit::ALL {
+            write!(f, " {:>10}", s.name())?;
+        }
+        writeln!(f)?;
+        for (c, name) in self.classes.iter().enumerate() {
+            write!(f, "{name:<16}")?;
+            for s in AudioSplit::ALL {
+                write!(f, " {:>10}", self.clips.get(s.name()).and_then(|v| v.get(c)).copied().unwrap_or(0))?;
+            }
+            writeln!(f)?;
+        }
+        let rates: Vec<String> = self.sample_rates.iter().map(|(r, n)| format!("{r} Hz × {n}")).collect();
+        writeln!(f, "sample rates: {}", rates.join(", "))?;
+        let (min, mean, max) = self.duration_s;
+        writeln!(f, "durations: {min:.3} s to {max:.3} s, mean {mean:.3} s")?;
+        writeln!(f, "background noise files: {}", self.noise_files)?;
+        writeln!(f, "skipped: {}", self.skipped.len())?;
+        for s in &self.skipped {
+            writeln!(f, "  {}: {}", s.path, s.reason)?;
+        }
+        Ok(())
+    }
+}

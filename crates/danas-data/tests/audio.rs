@@ -121,6 +121,8 @@ fn catalog_splits_by_speaker_and_noise_is_no_class() {
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
     assert_eq!(audio_features(&cat, &cfg, Some(&cache)).unwrap(), f, "the cached features are the computed ones");
     assert_eq!(audio_features(&cat, &cfg, None).unwrap(), f, "computing again gives the same features");
+    let report = cat.report().to_string();
+    assert!(report.contains("broken.wav") && report.contains("44100 Hz") && report.contains("silence"), "{report}");
 }
 
 #[test]
@@ -181,4 +183,40 @@ proptest! {
             }
         }
     }
+}
+
+/// Runs tools/make-speech-set.sh into `out` (2 keywords, 4 speakers); `None` when
+/// espeak-ng or sox is missing, unless `CI` is set (then it fails).
+pub fn spoken_set(out: &Path, words: &str, speakers: u32) -> Option<()> {
+    let have = |t: &str| std::process::Command::new(t).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !(have("espeak-ng") && have("sox")) {
+        assert!(std::env::var_os("CI").is_none(), "CI is set but espeak-ng or sox is missing");
+        eprintln!("skipped: espeak-ng and sox are needed for the spoken set");
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/make-speech-set.sh");
+    let st = std::process::Command::new("bash")
+        .arg(script)
+        .arg(out)
+        .args(["--speakers", &speakers.to_string(), "--takes", "1", "--seed", "7", "--words", words])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    Some(())
+}
+
+#[test]
+fn the_generated_spoken_set_reads_as_speech_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(()) = spoken_set(dir.path(), "yes no", 6) else { return };
+    let opts = AudioOptions { validation_percent: 30.0, testing_percent: 30.0, silence: true, ..Default::default() };
+    let cat = AudioCatalog::open(dir.path(), &opts).unwrap();
+    assert_eq!(cat.class_names, vec!["no", "yes", "silence"]);
+    assert_eq!(cat.noise.len(), 3);
+    assert!(cat.skipped.is_empty(), "{:?}", cat.skipped);
+    assert_eq!(cat.rates().keys().copied().collect::<Vec<_>>(), vec![16_000]);
+    let f = audio_features(&cat, &FrontEndConfig::default(), None).unwrap();
+    assert_eq!((f.frames, f.channels), (49, 40));
+    // Speech gives features well above the floor somewhere.
+    assert!(f.splits.iter().any(|s| s.int8.iter().any(|&v| v > 0)));
 }

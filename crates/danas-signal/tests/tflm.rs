@@ -1,6 +1,8 @@
 //! The front end against the real TFLM interpreter (PyPI `tflite-micro`, whose Python
 //! interpreter registers the signal ops): for four front-end configurations (8 and
-//! 16 kHz, two windows, two strides, 10 and 40 channels) and 24 deterministic clips each,
+//! 16 kHz, two windows, two strides, 10 and 40 channels) and 24 deterministic clips each
+//! (seeded noise, tones, chirps, silence, clipping) plus 9 spoken words from
+//! tools/make-speech-set.sh when espeak-ng and sox are installed,
 //! `preprocessor.tflite` run frame by frame in TFLM gives danas's int16 features and int8
 //! model inputs bit for bit, and TFLM's arena head for it equals danas-cost's estimate.
 //!
@@ -64,6 +66,40 @@ fn clip(rate: u32, seed: u64) -> Vec<i16> {
         .collect()
 }
 
+/// Spoken words from tools/make-speech-set.sh (espeak-ng + sox) at 16 kHz, halved to
+/// 8 kHz by dropping every other sample for 8 kHz front ends; empty when espeak-ng or
+/// sox is missing, unless `CI` is set (then it fails).
+fn spoken(dir: &Path, rate: u32) -> Vec<Vec<i16>> {
+    let have = |t: &str| Command::new(t).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !(have("espeak-ng") && have("sox")) {
+        assert!(std::env::var_os("CI").is_none(), "CI is set but espeak-ng or sox is missing");
+        return Vec::new();
+    }
+    let set = dir.join("spoken");
+    if !set.join("stop").is_dir() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/make-speech-set.sh");
+        let st = Command::new("bash")
+            .arg(script)
+            .arg(&set)
+            .args(["--speakers", "3", "--takes", "1", "--seed", "3", "--words", "yes no stop"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let mut clips = Vec::new();
+    for word in ["no", "stop", "yes"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(set.join(word)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files {
+            let r = hound::WavReader::open(&f).unwrap();
+            assert_eq!(r.spec().sample_rate, 16_000);
+            let x: Vec<i16> = r.into_samples::<i16>().map(Result::unwrap).collect();
+            clips.push(if rate == 8000 { x.iter().step_by(2).copied().collect() } else { x });
+        }
+    }
+    clips
+}
+
 fn work_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("danas-signal-tflm");
     std::fs::create_dir_all(&dir).unwrap();
@@ -91,7 +127,11 @@ fn tflm_runs_preprocessor_bit_for_bit_and_arena_head_matches() {
         let bytes = model.to_bytes().unwrap();
         let model_path = dir.join(format!("preprocessor-{ci}.tflite"));
         std::fs::write(&model_path, &bytes).unwrap();
-        let clips: Vec<Vec<i16>> = (0..clips_per_config).map(|k| clip(cfg.sample_rate, 1000 * ci as u64 + k)).collect();
+        let mut clips: Vec<Vec<i16>> =
+            (0..clips_per_config).map(|k| clip(cfg.sample_rate, 1000 * ci as u64 + k)).collect();
+        let words = spoken(&dir, cfg.sample_rate);
+        let n_spoken = words.len();
+        clips.extend(words);
         let samples = clips[0].len();
         let raw: Vec<u8> = clips.iter().flatten().flat_map(|s| s.to_le_bytes()).collect();
         let clips_path = dir.join(format!("clips-{ci}.i16"));
@@ -143,7 +183,7 @@ fn tflm_runs_preprocessor_bit_for_bit_and_arena_head_matches() {
         let tail = line["tail"].as_u64().unwrap_or(0);
         let est = estimate_preprocessor(&model, bytes.len() as u64, frames as u32, &host).unwrap();
         eprintln!(
-            "{} Hz, {}/{} ms, {} ch: {} clips, {compared} frames, {differing} differing, max |diff| int16 {max_i16}, int8 {max_i8}; \
+            "{} Hz, {}/{} ms, {} ch: {} clips ({n_spoken} spoken), {compared} frames, {differing} differing, max |diff| int16 {max_i16}, int8 {max_i8}; \
              arena head TFLM {head} vs danas {}; tail TFLM {tail} vs danas {}",
             cfg.sample_rate,
             cfg.window_ms,
