@@ -34,6 +34,22 @@ pub struct PreprocessorCost {
     pub feature_buffer_bytes: u64,
 }
 
+impl PreprocessorCost {
+    /// RAM on the board when the front end and a network of `model_arena_bytes` run
+    /// together: two TFLM interpreters with their own arenas (the front end's holds its
+    /// noise state between frames, so its arena is never lent to the network) plus the
+    /// feature buffer the front end fills frame by frame and the network reads.
+    pub fn ram_with_model(&self, model_arena_bytes: u64) -> u64 {
+        self.arena_bytes + self.feature_buffer_bytes + model_arena_bytes
+    }
+
+    /// Flash with a network of `model_flash_bytes` (model file plus its runtime code):
+    /// the preprocessor's model and signal kernels on top.
+    pub fn flash_with_model(&self, model_flash_bytes: u64) -> u64 {
+        self.flash_bytes + model_flash_bytes
+    }
+}
+
 fn elem_bytes(ty: ElemType) -> u64 {
     match ty {
         ElemType::F32 | ElemType::I32 => 4,

@@ -203,3 +203,20 @@ fn tflm_runs_preprocessor_bit_for_bit_and_arena_head_matches() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[test]
+fn preprocessor_costs_add_up() {
+    let cfg = FrontEndConfig::default();
+    let fe = FrontEnd::new(&cfg).unwrap();
+    let model = preprocessor_model(&fe).unwrap();
+    let bytes = model.to_bytes().unwrap();
+    let mcu = Profile::builtin("nucleo-h743").unwrap();
+    let c = estimate_preprocessor(&model, bytes.len() as u64, cfg.frames(16_000) as u32, &mcu).unwrap();
+    assert_eq!(c.feature_buffer_bytes, 49 * 40);
+    assert_eq!(c.flash_bytes, bytes.len() as u64 + danas_cost::SIGNAL_KERNELS_FLASH_BYTES);
+    assert_eq!(c.arena_bytes, c.head_bytes + c.tail_bytes);
+    // The head holds at least the FFT's spectrum and scratch (2 × 514 + 2 × 512 bytes).
+    assert!(c.head_bytes >= 2 * 514 + 2 * 512, "{c:?}");
+    assert!(c.latency_ms_per_frame > 0.0 && c.latency_ms_per_frame < 20.0, "{c:?}");
+    assert_eq!(c.ram_with_model(10_000), c.arena_bytes + c.feature_buffer_bytes + 10_000);
+}
