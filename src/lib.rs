@@ -13,6 +13,8 @@
 //! - [`tflite`]: TFLite models (reader / writer on generated code), int8
 //!   quantisation, the int8 reference interpreter (TFLM's arithmetic), C arrays;
 //! - [`data`]: dataset sources, transforms, caches and batches;
+//! - [`signal`]: the audio front end (TFLM signal library's integer arithmetic) and
+//!   its `preprocessor.tflite`;
 //! - [`optim`]: optimisers behind one ask/tell trait, objectives, Pareto utilities;
 //! - `train` (Cargo feature `train`, on by default): the burn trainer (networks,
 //!   supernets, evaluation, checkpoints);
@@ -27,6 +29,7 @@ pub use danas_cost as cost;
 pub use danas_data as data;
 pub use danas_optim as optim;
 pub use danas_search as search;
+pub use danas_signal as signal;
 pub use danas_space as space;
 pub use danas_tflite as tflite;
 #[cfg(feature = "train")]

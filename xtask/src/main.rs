@@ -92,7 +92,9 @@ fn setup(root: &Path) -> Result<Env> {
     // Chromium (the HTML report's screenshot test).
     let need_data = !Path::new(FASHION_MNIST).join("train-images-idx3-ubyte.gz").exists();
     let need_chromium = !Path::new(CHROMIUM).exists();
-    if need_data || need_chromium {
+    // espeak-ng and sox: tools/make-speech-set.sh, the spoken clips of the audio tests.
+    let need_speech = !Path::new("/usr/bin/espeak-ng").exists() || !Path::new("/usr/bin/sox").exists();
+    if need_data || need_chromium || need_speech {
         let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
         let apt = |args: &[&str]| {
             let mut all: Vec<&str> = sudo.to_vec();
@@ -103,7 +105,7 @@ fn setup(root: &Path) -> Result<Env> {
             run(&mut c)
         };
         apt(&["update", "-q"])?;
-        apt(&["install", "-y", "-q", "dataset-fashion-mnist", "chromium", "postgresql"])?;
+        apt(&["install", "-y", "-q", "dataset-fashion-mnist", "chromium", "postgresql", "espeak-ng", "sox"])?;
     } else if pg_bin().is_none() {
         let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
         for args in [&["update", "-q"][..], &["install", "-y", "-q", "postgresql"][..]] {

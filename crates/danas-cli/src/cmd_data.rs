@@ -24,7 +24,7 @@ enum DataCommand {
 /// Arguments of `danas data inspect`.
 #[derive(clap::Args, Debug)]
 struct InspectArgs {
-    /// The source: idx:DIR, folder:DIR, wake-vision:DIR, or synthetic[:N | :n=N,size=S,seed=K].
+    /// The source: idx:DIR, folder:DIR, wake-vision:DIR, audio:DIR, or synthetic[:N | :n=N,size=S,seed=K].
     source: String,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -64,6 +64,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn inspect(a: InspectArgs) -> anyhow::Result<()> {
+    if let Some(dir) = a.source.strip_prefix("audio:") {
+        let opts = danas_data::audio::AudioOptions { seed: a.seed, ..Default::default() };
+        let cat = danas_data::audio::AudioCatalog::open(std::path::Path::new(dir.trim()), &opts).map_err(classify)?;
+        let report = cat.report();
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{report}");
+        }
+        return Ok(());
+    }
     let mut o = DataOptions::default();
     if let Some(d) = a.cache_dir {
         o.cache_dir = d;

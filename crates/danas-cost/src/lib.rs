@@ -26,6 +26,7 @@ mod error;
 mod lower;
 mod paper;
 mod plan;
+mod preprocessor;
 mod profile;
 mod tflite;
 
@@ -37,6 +38,7 @@ pub use calibrate::{Calibration, CalibrationSample, Fit, calibrate, calibrate_wi
 pub use error::CostError;
 pub use paper::{PaperEstimate, paper_estimate};
 pub use plan::{Buffer, Plan, align16, greedy_plan, live_bound};
+pub use preprocessor::{PreprocessorCost, SIGNAL_KERNELS_FLASH_BYTES, estimate_preprocessor};
 pub use profile::{CyclesPerMac, Kernels, Profile, catalogue};
 pub use tflite::{TfliteModel, graph_of, read_tflite, read_tflite_file};
 

@@ -10,6 +10,7 @@
 //!   prefetched batches; it implements [`danas_core::BatchSource`] for the trainer.
 //! - [`inspect()`]: counts, sizes, skipped files and cache status.
 
+pub mod audio;
 pub mod cache;
 mod dataset;
 mod error;

@@ -57,6 +57,11 @@ pub fn parse_source(spec: &str) -> Result<Arc<dyn Source>, DataError> {
             }
             Ok(Arc::new(s))
         }
+        "audio" => Err(spec_err(
+            "audio:DIR is sound, not images: `danas data inspect audio:DIR` and danas_data::audio read it; \
+             searching on audio is not wired up yet"
+                .into(),
+        )),
         "" => Err(spec_err("empty; expected idx:DIR, folder:DIR, wake-vision:DIR or synthetic".into())),
         other => Err(spec_err(format!(
             "unknown source kind {other:?}; expected idx:DIR, folder:DIR, wake-vision:DIR or synthetic"

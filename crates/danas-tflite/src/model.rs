@@ -176,7 +176,17 @@ pub enum OpDef {
         /// Fused activation.
         act: Fused,
     },
-    /// Any other builtin or custom operator, by its runtime name (`CUSTOM:NAME` for customs).
+    /// `QUANTIZE` (requantisation, e.g. int16 to int8, by the tensors' quantisation).
+    Quantize,
+    /// A custom operator: builtin code `CUSTOM`, `custom_code` = `name`, and its options
+    /// (FlexBuffers for TFLM's signal ops) in `custom_options`.
+    Custom {
+        /// The name the runtime registered the op under, e.g. `SignalWindow`.
+        name: String,
+        /// The options bytes.
+        options: Vec<u8>,
+    },
+    /// Any other builtin operator, by its runtime name (options not kept).
     Other {
         /// The builtin code (32 for customs).
         code: i32,
@@ -191,6 +201,7 @@ impl OpDef {
         let code = self.code();
         match self {
             OpDef::Other { name, .. } => name.clone(),
+            OpDef::Custom { name, .. } => format!("CUSTOM:{name}"),
             _ => fb::BuiltinOperator(code).variant_name().unwrap_or("UNKNOWN").to_string(),
         }
     }
@@ -205,6 +216,8 @@ impl OpDef {
             OpDef::Softmax { .. } => fb::BuiltinOperator::SOFTMAX.0,
             OpDef::Pool2d { max: true, .. } => fb::BuiltinOperator::MAX_POOL_2D.0,
             OpDef::Pool2d { max: false, .. } => fb::BuiltinOperator::AVERAGE_POOL_2D.0,
+            OpDef::Quantize => fb::BuiltinOperator::QUANTIZE.0,
+            OpDef::Custom { .. } => fb::BuiltinOperator::CUSTOM.0,
             OpDef::Other { code, .. } => *code,
         }
     }
@@ -254,14 +267,18 @@ impl Model {
     /// [`TfliteError::Unsupported`] for an [`OpDef::Other`] operator (its options were not kept).
     pub fn to_bytes(&self) -> Result<Vec<u8>, TfliteError> {
         let mut b = FlatBufferBuilder::with_capacity(1024 + self.tensors.iter().map(|t| t.elements()).sum::<usize>());
-        // Operator codes, in first-use order.
-        let mut codes: Vec<i32> = Vec::new();
+        // Operator codes, in first-use order (a custom op's code is its name).
+        let code_key = |op: &OpDef| match op {
+            OpDef::Custom { name, .. } => (op.code(), Some(name.clone())),
+            _ => (op.code(), None),
+        };
+        let mut codes: Vec<(i32, Option<String>)> = Vec::new();
         for o in &self.operators {
             if let OpDef::Other { name, .. } = &o.op {
                 return Err(TfliteError::Unsupported(format!("cannot write operator {name}")));
             }
-            if !codes.contains(&o.op.code()) {
-                codes.push(o.op.code());
+            if !codes.contains(&code_key(&o.op)) {
+                codes.push(code_key(&o.op));
             }
         }
         // Buffers: 0 is the empty sentinel, then one per constant tensor.
@@ -313,7 +330,12 @@ impl Model {
             let (options_type, options) = write_options(&mut b, &o.op);
             let inputs = b.create_vector(&o.inputs);
             let outputs = b.create_vector(&o.outputs);
-            let opcode_index = codes.iter().position(|&c| c == o.op.code()).unwrap_or(0) as u32;
+            let key = code_key(&o.op);
+            let opcode_index = codes.iter().position(|c| *c == key).unwrap_or(0) as u32;
+            let custom_options = match &o.op {
+                OpDef::Custom { options, .. } => Some(b.create_vector(options)),
+                _ => None,
+            };
             ops.push(fb::Operator::create(
                 &mut b,
                 &fb::OperatorArgs {
@@ -322,6 +344,8 @@ impl Model {
                     outputs: Some(outputs),
                     builtin_options_type: options_type,
                     builtin_options: options,
+                    custom_options,
+                    custom_options_format: fb::CustomOptionsFormat::FLEXBUFFERS,
                     ..Default::default()
                 },
             ));
@@ -343,15 +367,16 @@ impl Model {
         );
         let code_tables: Vec<_> = codes
             .iter()
-            .map(|&c| {
+            .map(|(c, custom)| {
+                let custom_code = custom.as_deref().map(|n| b.create_string(n));
                 fb::OperatorCode::create(
                     &mut b,
                     &fb::OperatorCodeArgs {
                         // Codes below 127 go in both fields (older runtimes read the first).
-                        deprecated_builtin_code: i8::try_from(c).unwrap_or(127),
-                        builtin_code: fb::BuiltinOperator(c),
+                        deprecated_builtin_code: i8::try_from(*c).unwrap_or(127),
+                        builtin_code: fb::BuiltinOperator(*c),
+                        custom_code,
                         version: 1,
-                        ..Default::default()
                     },
                 )
             })
@@ -539,7 +564,11 @@ fn write_options<'a>(
             );
             (fb::BuiltinOptions::Pool2DOptions, Some(o.as_union_value()))
         }
-        OpDef::Other { .. } => (fb::BuiltinOptions::NONE, None),
+        OpDef::Quantize => {
+            let o = fb::QuantizeOptions::create(b, &fb::QuantizeOptionsArgs {});
+            (fb::BuiltinOptions::QuantizeOptions, Some(o.as_union_value()))
+        }
+        OpDef::Custom { .. } | OpDef::Other { .. } => (fb::BuiltinOptions::NONE, None),
     }
 }
 
@@ -589,6 +618,11 @@ fn read_options(o: &fb::Operator<'_>, code: i32, name: String) -> OpDef {
                 act: c.map_or(Fused::None, |c| Fused::from_fb(c.fused_activation_function())),
             }
         }
+        fb::BuiltinOperator::QUANTIZE => OpDef::Quantize,
+        fb::BuiltinOperator::CUSTOM => OpDef::Custom {
+            name: name.strip_prefix("CUSTOM:").unwrap_or(&name).to_string(),
+            options: o.custom_options().map(|v| v.bytes().to_vec()).unwrap_or_default(),
+        },
         _ => OpDef::Other { code, name },
     }
 }
