@@ -88,11 +88,13 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn setup(root: &Path) -> Result<Env> {
     let mut vars = Vec::new();
-    // Fashion-MNIST from Debian (real data for the idx loader tests) and Debian's
-    // Chromium (the HTML report's screenshot test).
+    // Fashion-MNIST from Debian (real data for the idx loader tests), Debian's
+    // Chromium (the HTML report's screenshot test) and g++ (the model package's
+    // firmware compile test).
     let need_data = !Path::new(FASHION_MNIST).join("train-images-idx3-ubyte.gz").exists();
     let need_chromium = !Path::new(CHROMIUM).exists();
-    if need_data || need_chromium {
+    let need_gxx = Command::new("g++").arg("--version").output().is_err();
+    if need_data || need_chromium || need_gxx {
         let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
         let apt = |args: &[&str]| {
             let mut all: Vec<&str> = sudo.to_vec();
@@ -103,7 +105,7 @@ fn setup(root: &Path) -> Result<Env> {
             run(&mut c)
         };
         apt(&["update", "-q"])?;
-        apt(&["install", "-y", "-q", "dataset-fashion-mnist", "chromium", "postgresql"])?;
+        apt(&["install", "-y", "-q", "dataset-fashion-mnist", "chromium", "postgresql", "g++"])?;
     } else if pg_bin().is_none() {
         let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
         for args in [&["update", "-q"][..], &["install", "-y", "-q", "postgresql"][..]] {

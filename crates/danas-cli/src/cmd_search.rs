@@ -66,6 +66,10 @@ pub struct Args {
     /// Use at most this many validation images.
     #[arg(long)]
     pub eval_limit: Option<usize>,
+    /// For a data source without a test split: carve this fraction of the training
+    /// images (stratified, seeded) as the test split of the final stage, e.g. 0.1.
+    #[arg(long, value_name = "FRACTION")]
+    pub split_test: Option<f64>,
     /// After the search, retrain the k most accurate Pareto candidates and report their test metrics.
     #[arg(long)]
     pub final_top_k: Option<usize>,
@@ -130,12 +134,49 @@ pub struct ResumeArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub storage: StorageArgs,
+    /// Extend the study by this many more evaluated trials (also a finished one).
+    #[arg(long, value_name = "N")]
+    pub max_trials: Option<u64>,
+    /// Extend the study by this much more wall-clock time, e.g. `10m` (also a finished one).
+    #[arg(long, value_name = "DURATION")]
+    pub budget: Option<String>,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
     /// Print the Pareto set as JSON at the end (implies --quiet).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `danas resume --max-trials N | --budget T`: the study's budget moved past where it
+/// stands by N trials and / or T of wall-clock time (without `--budget`, no wall-clock
+/// limit; without `--max-trials`, no trial limit).
+fn extend(cfg: &mut SearchConfig, args: &ResumeArgs, storage: Option<&danas_search::Storage>) -> anyhow::Result<()> {
+    if args.max_trials.is_none() && args.budget.is_none() {
+        return Ok(());
+    }
+    if args.max_trials == Some(0) {
+        return Err(InputError("--max-trials must be at least 1".into()).into());
+    }
+    let more = match &args.budget {
+        Some(b) => Some(danas_search::Budget::parse_duration(b).map_err(|e| InputError(format!("--budget {b}: {e}")))?),
+        None => None,
+    };
+    let journal = match storage {
+        Some(st) => Journal::open_postgres_read_only(st),
+        None => Journal::open_read_only(&args.dir.join(STUDY_FILE)),
+    }
+    .map_err(input)?;
+    let done =
+        journal.trials()?.iter().filter(|t| matches!(t.status, TrialStatus::Complete | TrialStatus::Failed)).count()
+            as u64;
+    let elapsed = journal.elapsed_seconds()?;
+    cfg.max_trials = args.max_trials.map(|n| done + n);
+    cfg.budget = Some(match more {
+        Some(d) => format!("{:.3}s", elapsed + d.as_secs_f64()),
+        None => "none".into(),
+    });
+    Ok(())
 }
 
 /// Arguments of `danas report`.
@@ -232,6 +273,9 @@ fn merge(args: &Args) -> anyhow::Result<SearchConfig> {
     }
     if args.eval_limit.is_some() {
         c.eval_limit = args.eval_limit;
+    }
+    if args.split_test.is_some() {
+        c.split_test = args.split_test;
     }
     // Flags are relative to the working directory; the journal keeps absolute paths.
     c.resolve_paths(Path::new("."));
@@ -350,6 +394,82 @@ impl Observer for Bars {
     }
 }
 
+/// Progress for logs (stdout or stderr not a terminal): the phases as they start, and
+/// one line per trial with its data configuration, architecture, validation accuracy,
+/// arena, flash and status.
+struct LogLines;
+
+impl LogLines {
+    fn trial_line(r: &danas_search::TrialRecord, p: &danas_search::Progress) -> String {
+        let kib = |v: Option<u64>| v.map(|b| format!("{:.1} KiB", b as f64 / 1024.0)).unwrap_or_else(|| "-".into());
+        let acc = r
+            .metrics
+            .as_ref()
+            .and_then(|m| m.value(danas_core::metric::VAL_ACCURACY))
+            .map(|a| format!("{:.2}%", a * 100.0))
+            .unwrap_or_else(|| "-".into());
+        let status = match r.status {
+            TrialStatus::Infeasible => "infeasible (skipped by the cost gate)".to_string(),
+            TrialStatus::Failed => format!("failed: {}", r.message.as_deref().unwrap_or("")),
+            s => format!("{s:?}").to_lowercase(),
+        };
+        let (data, arch) = (r.candidate.data.to_string(), r.candidate.arch.to_string());
+        format!(
+            "trial {:>4} | data {data:<10} | arch {arch:<26} | val acc {:>7} | arena {:>10} | flash {:>11} | {status} | {} evaluated, {} infeasible",
+            r.id,
+            acc,
+            kib(r.costs.as_ref().map(|c| c.arena_bytes)),
+            kib(r.costs.as_ref().map(|c| c.flash_bytes)),
+            p.evaluated,
+            p.infeasible
+        )
+    }
+}
+
+impl Observer for LogLines {
+    fn on_event(&mut self, e: &SearchEvent<'_>) -> Control {
+        match e {
+            SearchEvent::Started { progress, resumed } => println!(
+                "{} ({} trials evaluated so far)",
+                if *resumed { "search resumed" } else { "search started" },
+                progress.evaluated
+            ),
+            SearchEvent::Phase(p) => println!("phase: {p}"),
+            SearchEvent::Trial { record, progress } => println!("{}", Self::trial_line(record, progress)),
+            SearchEvent::Promoted { record, .. } => println!(
+                "trial {:>4} promoted to rung {} ({}): val acc {}",
+                record.trial,
+                record.rung,
+                record.promotion,
+                record
+                    .metrics
+                    .value(danas_core::metric::VAL_ACCURACY)
+                    .map(|a| format!("{:.2}%", a * 100.0))
+                    .unwrap_or_else(|| "failed".into())
+            ),
+            SearchEvent::Finished { progress } => println!(
+                "search loop finished: {} evaluated, {} infeasible, {} failed in {:.1} min; writing results",
+                progress.evaluated,
+                progress.infeasible,
+                progress.failed,
+                progress.elapsed.as_secs_f64() / 60.0
+            ),
+            _ => {}
+        }
+        Control::Continue
+    }
+}
+
+/// Progress bars on a terminal, [`LogLines`] otherwise.
+fn progress_observer(cfg: &SearchConfig) -> Box<dyn Observer> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+        Box::new(bars(cfg))
+    } else {
+        Box::new(LogLines)
+    }
+}
+
 fn print_summary(s: &SearchSummary, json: bool) -> anyhow::Result<()> {
     if json {
         let pareto = std::fs::read_to_string(s.dir.join("pareto.json")).context("reading pareto.json")?;
@@ -399,6 +519,27 @@ fn print_summary(s: &SearchSummary, json: bool) -> anyhow::Result<()> {
 
 fn print_pareto(rows: &[TrialRow]) {
     println!("\nPareto set (feasible; accuracy vs RAM, flash, latency):");
+    print_pareto_table(rows);
+    let finals: Vec<&TrialRow> = rows.iter().filter(|r| r.test_accuracy.is_some()).collect();
+    if !finals.is_empty() {
+        println!("\nFinal stage (retrained, measured on the test split):");
+        println!("{:>5}  {:<14} {:<22} {:>9} {:>9}  model", "trial", "data", "arch", "test acc", "int8 test");
+        for r in finals {
+            let pct = |v: Option<f64>| v.map(|x| format!("{:.2}%", x * 100.0)).unwrap_or_else(|| "-".into());
+            println!(
+                "{:>5}  {:<14} {:<22} {:>9} {:>9}  {}",
+                r.id,
+                r.data_key(),
+                r.arch,
+                pct(r.test_accuracy),
+                pct(r.int8_test_accuracy),
+                r.model_dir.as_deref().unwrap_or("-")
+            );
+        }
+    }
+}
+
+fn print_pareto_table(rows: &[TrialRow]) {
     println!(
         "{:>5}  {:<14} {:<22} {:>9} {:>10} {:>10} {:>10} {:>8}",
         "trial", "data", "arch", "val acc", "arena KiB", "flash KiB", "lat ms", "MMACs"
@@ -425,7 +566,7 @@ fn print_pareto(rows: &[TrialRow]) {
 /// Runs `danas search`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = merge(&args)?;
-    cfg.validate().map_err(input)?;
+    let checked = cfg.check().map_err(input)?;
     let dir = args.out.clone().unwrap_or_else(dated_dir);
     let storage = args.storage.get()?;
     if storage.is_none() && dir.join(STUDY_FILE).exists() {
@@ -441,6 +582,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             cfg.mcu,
             dir.display()
         );
+        eprintln!("{}", limits_line(&checked.profile, &checked.limits));
     }
     if let (Some(st), false) = (&storage, quiet) {
         eprintln!(
@@ -452,10 +594,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut search = cfg.build_with_storage(&dir, storage.as_ref()).map_err(input)?;
     search.preflight(100_000).map_err(input)?;
     if !quiet {
-        search = search.observer(Box::new(bars(&cfg)));
+        search = search.observer(progress_observer(&cfg));
     }
     let summary = search.run().map_err(input)?;
     print_summary(&summary, args.json)
+}
+
+/// The limits a search runs under, with the board and kernel library they come from.
+fn limits_line(board: &danas_cost::Profile, l: &danas_core::Limits) -> String {
+    let lat = l.latency_ms.map(|v| format!(", latency {v} ms")).unwrap_or_default();
+    format!(
+        "danas search: limits RAM (arena) {:.1} KiB, flash {:.1} KiB (model + {:.0} KiB TFLM runtime){lat}; \
+         board {}",
+        l.ram_bytes as f64 / 1024.0,
+        l.flash_bytes as f64 / 1024.0,
+        board.runtime_flash_bytes as f64 / 1024.0,
+        board.describe()
+    )
 }
 
 /// Progress bars sized by the resolved budget.
@@ -472,11 +627,13 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
         None => SearchConfig::from_study(&args.dir),
     }
     .map_err(input)?;
+    let mut cfg = cfg;
+    extend(&mut cfg, &args, storage.as_ref())?;
     let quiet = args.quiet || args.json;
     let mut search = cfg.build_with_storage(&args.dir, storage.as_ref()).map_err(input)?;
     if !quiet {
         eprintln!("danas resume: {}", args.dir.display());
-        search = search.observer(Box::new(bars(&cfg)));
+        search = search.observer(progress_observer(&cfg));
     }
     let summary = search.resume().map_err(input)?;
     print_summary(&summary, args.json)
@@ -498,7 +655,9 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     .map_err(input)?;
     let trials = journal.trials()?;
     drop(journal);
-    let out = write_outputs(&args.dir, &trials, Some(&cfg.limits().map_err(input)?))?;
+    let board = cfg.build_profile().map_err(input)?;
+    let out =
+        danas_search::report::write_outputs_on(&args.dir, &trials, Some(&cfg.limits().map_err(input)?), Some(&board))?;
     print_pareto(&out.pareto);
     println!("\nRe-rendered {} files in {}", out.files.len(), args.dir.display());
     Ok(())

@@ -27,6 +27,7 @@ mod lower;
 mod paper;
 mod plan;
 mod profile;
+mod profile_toml;
 mod tflite;
 
 use danas_core::{Blueprint, Candidate, Graph, Precision};
@@ -37,7 +38,7 @@ pub use calibrate::{Calibration, CalibrationSample, Fit, calibrate, calibrate_wi
 pub use error::CostError;
 pub use paper::{PaperEstimate, paper_estimate};
 pub use plan::{Buffer, Plan, align16, greedy_plan, live_bound};
-pub use profile::{CyclesPerMac, Kernels, Profile, catalogue};
+pub use profile::{CyclesPerMac, Kernels, Profile, arena_reserve, catalogue};
 pub use tflite::{TfliteModel, graph_of, read_tflite, read_tflite_file};
 
 use lower::{Net, OpClass, OpDesc, Workspace};

@@ -239,13 +239,17 @@ pub struct SearchConfig {
     pub train_limit: Option<usize>,
     /// Use at most this many validation (and test) images.
     pub eval_limit: Option<usize>,
+    /// For a source without a test split: carve this fraction of the training
+    /// images (stratified, seeded by `seed`) as the test split of the final stage.
+    pub split_test: Option<f64>,
     /// Dataset cache directory (default `$DANAS_CACHE` or `.cache/danas`).
     pub cache_dir: Option<PathBuf>,
     /// A built-in MCU name (`danas mcus`) or the path of a TOML profile.
     pub mcu: String,
-    /// RAM limit for the arena in KiB (default: the paper's 512).
+    /// RAM limit for the arena in KiB (default: the board's arena budget, see
+    /// [`Profile::arena_budget`]; 512 on the default nucleo-h743, the paper's).
     pub ram_kib: Option<f64>,
-    /// Flash limit in KiB (default: the paper's 2048).
+    /// Flash limit in KiB (default: the board's flash; 2048 on the default nucleo-h743).
     pub flash_kib: Option<f64>,
     /// Optional latency limit in ms.
     pub latency_ms: Option<f64>,
@@ -288,6 +292,7 @@ impl Default for SearchConfig {
             data: "synthetic:n=2000,size=48".into(),
             train_limit: None,
             eval_limit: None,
+            split_test: None,
             cache_dir: None,
             mcu: "nucleo-h743".into(),
             ram_kib: None,
@@ -421,13 +426,15 @@ impl SearchConfig {
         Err(bad("mcu", &self.mcu, format!("unknown MCU; known: {} (or a TOML profile file)", known.join(", "))))
     }
 
-    /// The limits: the paper's 512 KiB / 2 MiB unless `ram_kib` / `flash_kib` say otherwise.
+    /// The limits: the board's ([`Profile::limits`]: its arena budget, flash and
+    /// latency limit) unless `ram_kib` / `flash_kib` / `latency_ms` say otherwise.
     ///
     /// # Errors
-    /// [`SearchError::Config`] for a non-positive limit.
+    /// [`SearchError::Config`] for a non-positive limit or an unknown board.
     pub fn limits(&self) -> Result<Limits, SearchError> {
-        let kib = |field: &str, v: Option<f64>, default: f64| -> Result<u64, SearchError> {
-            let v = v.unwrap_or(default);
+        let board = self.build_profile()?.limits();
+        let kib = |field: &str, v: Option<f64>, default: u64| -> Result<u64, SearchError> {
+            let Some(v) = v else { return Ok(default) };
             if !(v.is_finite() && v > 0.0) {
                 return Err(bad(field, v, "must be a number of KiB > 0"));
             }
@@ -439,9 +446,9 @@ impl SearchConfig {
             return Err(bad("latency_ms", l, "must be > 0"));
         }
         Ok(Limits {
-            ram_bytes: kib("ram_kib", self.ram_kib, Limits::PAPER_RAM_KIB as f64)?,
-            flash_bytes: kib("flash_kib", self.flash_kib, Limits::PAPER_FLASH_KIB as f64)?,
-            latency_ms: self.latency_ms,
+            ram_bytes: kib("ram_kib", self.ram_kib, board.ram_bytes)?,
+            flash_bytes: kib("flash_kib", self.flash_kib, board.flash_bytes)?,
+            latency_ms: self.latency_ms.or(board.latency_ms),
         })
     }
 
@@ -536,6 +543,11 @@ impl SearchConfig {
         if self.eval_limit == Some(0) {
             return Err(bad("eval_limit", 0, "must be at least 1"));
         }
+        if let Some(t) = self.split_test
+            && !(t > 0.0 && t <= 0.5)
+        {
+            return Err(bad("split_test", t, "must be a fraction in (0, 0.5]"));
+        }
         Ok(CheckedConfig { settings: self.clone(), space, profile, limits, budget })
     }
 
@@ -591,12 +603,32 @@ impl SearchConfig {
         options.split_seed = self.seed;
         options.train_limit = self.train_limit;
         options.eval_limit = self.eval_limit;
+        options.split_test = self.split_test;
         if let Some(dir) = &self.cache_dir {
             options.cache_dir = dir.clone();
         }
         danas_data::Dataset::from_spec(&self.data, options)
             .map(Arc::new)
             .map_err(|e| SearchError::Data { spec: self.data.clone(), source: Box::new(e) })
+    }
+
+    /// What the final stage's checkpoints record about the data ([`open_data`]'s
+    /// source, split and limits, the class names); the data configuration, seed and
+    /// export are filled in per checkpoint.
+    ///
+    /// [`open_data`]: SearchConfig::open_data
+    pub fn data_record(&self, data: &danas_data::Dataset) -> danas_train::DataRecord {
+        danas_train::DataRecord {
+            source: self.data.clone(),
+            split_seed: self.seed,
+            train_limit: self.train_limit,
+            eval_limit: self.eval_limit,
+            split_test: self.split_test,
+            data: danas_core::DataConfig::new(0, danas_core::Color::Rgb),
+            class_names: danas_core::BatchSource::class_names(data),
+            seed: self.seed,
+            export: None,
+        }
     }
 
     /// The supernet training settings.
@@ -645,9 +677,11 @@ impl SearchConfig {
     ) -> crate::SupernetEvaluator {
         let training =
             crate::fidelity::supernet_training_with(self.supernet.mode, alphas, self.supernet.sandwich_random);
+        let record = self.data_record(data.as_ref());
         let source: Arc<dyn danas_core::BatchSource> = data;
         let final_train = danas_train::TrainConfig { steps: self.final_steps, plateau: None, ..self.train_config() };
         crate::SupernetEvaluator::new(space, source, self.train_config(), training, self.eval_config())
+            .data_record(Some(record))
             .final_training(final_train, self.final_from_supernet)
             .export(Some(danas_train::ExportConfig {
                 calib_images: self.evaluation.int8_calib_images,
@@ -848,5 +882,27 @@ mod tests {
         assert_eq!(s.map(|s| s.cardinality()), Ok(2680));
         let l = c.limits().map_err(|e| e.to_string());
         assert_eq!(l.map(|l| (l.ram_bytes, l.flash_bytes)), Ok((65536, 262144)));
+    }
+
+    #[test]
+    fn the_board_sets_the_limits_unless_overridden() {
+        let nano = SearchConfig { mcu: "nano33-ble".into(), ..SearchConfig::default() };
+        let l = nano.limits().map_err(|e| e.to_string());
+        assert_eq!(l.map(|l| (l.ram_bytes, l.flash_bytes)), Ok((224 * 1024, 1024 * 1024)));
+        let over = SearchConfig { ram_kib: Some(100.0), ..nano.clone() }.limits().map_err(|e| e.to_string());
+        assert_eq!(over.map(|l| (l.ram_bytes, l.flash_bytes)), Ok((100 * 1024, 1024 * 1024)));
+        // A board TOML is honoured the same way, its latency limit too.
+        let dir = std::env::temp_dir().join(format!("danas-board-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut p = danas_cost::Profile::builtin("rpi-pico").unwrap();
+        p.name = "my-board".into();
+        p.arena_bytes = Some(100 * 1024);
+        p.max_latency_ms = Some(250.0);
+        let file = dir.join("board.toml");
+        std::fs::write(&file, p.to_template()).unwrap();
+        let c = SearchConfig { mcu: file.display().to_string(), ..SearchConfig::default() };
+        let l = c.check().map(|c| c.limits).map_err(|e| e.to_string());
+        assert_eq!(l, Ok(Limits { ram_bytes: 100 * 1024, flash_bytes: 2048 * 1024, latency_ms: Some(250.0) }));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
