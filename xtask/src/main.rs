@@ -88,13 +88,15 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn setup(root: &Path) -> Result<Env> {
     let mut vars = Vec::new();
-    // Fashion-MNIST from Debian (real data for the idx loader tests) and Debian's
-    // Chromium (the HTML report's screenshot test).
+    // Fashion-MNIST from Debian (real data for the idx loader tests), Debian's
+    // Chromium (the HTML report's screenshot test) and g++ (the model package's
+    // firmware compile test).
     let need_data = !Path::new(FASHION_MNIST).join("train-images-idx3-ubyte.gz").exists();
     let need_chromium = !Path::new(CHROMIUM).exists();
     // espeak-ng and sox: tools/make-speech-set.sh, the spoken clips of the audio tests.
     let need_speech = !Path::new("/usr/bin/espeak-ng").exists() || !Path::new("/usr/bin/sox").exists();
-    if need_data || need_chromium || need_speech {
+    let need_gxx = Command::new("g++").arg("--version").output().is_err();
+    if need_data || need_chromium || need_speech || need_gxx {
         let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
         let apt = |args: &[&str]| {
             let mut all: Vec<&str> = sudo.to_vec();
@@ -105,7 +107,7 @@ fn setup(root: &Path) -> Result<Env> {
             run(&mut c)
         };
         apt(&["update", "-q"])?;
-        apt(&["install", "-y", "-q", "dataset-fashion-mnist", "chromium", "postgresql", "espeak-ng", "sox"])?;
+        apt(&["install", "-y", "-q", "dataset-fashion-mnist", "chromium", "postgresql", "espeak-ng", "sox", "g++"])?;
     } else if pg_bin().is_none() {
         let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
         for args in [&["update", "-q"][..], &["install", "-y", "-q", "postgresql"][..]] {

@@ -183,7 +183,7 @@ fn print_text(what: &str, p: &Profile, c: &Cost, f: &Feasibility) {
     }
     println!();
     let lat = p.max_latency_ms.map_or(String::new(), |l| format!(", latency {l} ms"));
-    println!("  limits: RAM {}, flash {}{lat}", kib(p.sram_bytes), kib(p.flash_bytes));
+    println!("  limits: RAM {} ({}), flash {}{lat}", kib(p.arena_budget()), p.arena_note(), kib(p.flash_bytes));
     if f.is_feasible() {
         println!("  fits: yes");
     } else {

@@ -19,15 +19,18 @@ pub struct Args {
     /// `model.tflite`, `model_data.cc`, `model_data.h` and `manifest.json`.
     #[arg(long)]
     pub out: PathBuf,
-    /// The training data (for calibrating the int8 activation ranges), as for `danas train`.
+    /// The training data (for calibrating the int8 activation ranges), as for `danas
+    /// train`. Default: the data the checkpoint records (a search's final checkpoints
+    /// do); a different source than the recorded one is an error.
     #[arg(long)]
-    pub data: String,
-    /// Training images to calibrate on (seeded pick).
-    #[arg(long, default_value_t = 128)]
-    pub calib: usize,
-    /// Seed of the calibration pick.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    pub data: Option<String>,
+    /// Training images to calibrate on (seeded pick) [default: the checkpoint's
+    /// search's, else 128].
+    #[arg(long)]
+    pub calib: Option<usize>,
+    /// Seed of the calibration pick [default: the checkpoint's search's, else 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// End the model with logits instead of SOFTMAX probabilities.
     #[arg(long)]
     pub no_softmax: bool,
@@ -38,13 +41,14 @@ pub struct Args {
     /// evaluator, whose outputs are TFLM's).
     #[arg(long)]
     pub test: bool,
-    /// Seed of the train / validation / test split, as for `danas train`.
-    #[arg(long, default_value_t = 0)]
-    pub split_seed: u64,
-    /// Use at most this many training images.
+    /// Seed of the train / validation / test split, as for `danas train` [default: the
+    /// checkpoint's record, else 0].
+    #[arg(long)]
+    pub split_seed: Option<u64>,
+    /// Use at most this many training images [default: the checkpoint's record].
     #[arg(long)]
     pub train_limit: Option<usize>,
-    /// Use at most this many validation (and test) images.
+    /// Use at most this many validation (and test) images [default: the checkpoint's record].
     #[arg(long)]
     pub eval_limit: Option<usize>,
     /// Write the test split as the int8 model sees it into this directory, for checking
@@ -59,23 +63,39 @@ pub struct Args {
 
 /// Runs `danas export`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.calib == 0 {
+    if args.calib == Some(0) {
         return Err(InputError("--calib 0: at least one calibration image is needed".into()).into());
     }
     let profile = Profile::resolve(&args.mcu).map_err(|e| InputError(format!("--mcu: {e}")))?;
-    let net = Network::load(&args.checkpoint).map_err(|e| InputError(e.to_string()))?;
-    let source = crate::cmd_train::open_dataset(&args.data, args.train_limit, args.eval_limit, args.split_seed)?;
+    let (net, record) = Network::load_with_record(&args.checkpoint).map_err(|e| InputError(e.to_string()))?;
+    let data = data_of(&args, record.as_ref())?;
+    let train_limit = args.train_limit.or(record.as_ref().and_then(|r| r.train_limit));
+    let eval_limit = args.eval_limit.or(record.as_ref().and_then(|r| r.eval_limit));
+    let split_seed = args.split_seed.or(record.as_ref().map(|r| r.split_seed)).unwrap_or(0);
+    let split_test = record.as_ref().and_then(|r| r.split_test);
+    let source = open_recorded(&data, train_limit, eval_limit, split_seed, split_test)?;
+    let recorded_export = record.as_ref().and_then(|r| r.export.clone());
+    let args = Args {
+        data: Some(data),
+        calib: args.calib.or(recorded_export.as_ref().map(|e| e.calib_images)),
+        seed: args.seed.or(recorded_export.as_ref().map(|e| e.seed)),
+        ..args
+    };
     if source.classes() != net.classes() {
         return Err(InputError(format!(
             "--data {}: {} classes, but the network in {} has {}",
-            args.data,
+            args.data.as_deref().unwrap_or_default(),
             source.classes(),
             args.checkpoint.display(),
             net.classes()
         ))
         .into());
     }
-    let cfg = ExportConfig { calib_images: args.calib, seed: args.seed, softmax: !args.no_softmax };
+    let cfg = ExportConfig {
+        calib_images: args.calib.unwrap_or(128),
+        seed: args.seed.unwrap_or(0),
+        softmax: !args.no_softmax,
+    };
     let exported = danas_train::export_int8(&net, &source, &cfg)
         .with_context(|| format!("exporting {}", args.checkpoint.display()))?;
     let mut metrics = serde_json::Map::new();
@@ -97,6 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             classes: net.classes(),
             metrics: serde_json::Value::Object(metrics.clone()),
             calib_images: exported.calib_images,
+            class_names: source.class_names(),
         };
         write_model_dir(&args.out, &exported.int8, &profile, &info)?
     } else {
@@ -146,6 +167,61 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Opens the data as the search did (its split, limits and carved test split).
+fn open_recorded(
+    spec: &str,
+    train_limit: Option<usize>,
+    eval_limit: Option<usize>,
+    split_seed: u64,
+    split_test: Option<f64>,
+) -> anyhow::Result<danas_data::Dataset> {
+    let mut opts = danas_data::DataOptions::default();
+    opts.train_limit = train_limit;
+    opts.eval_limit = eval_limit;
+    opts.split_seed = split_seed;
+    opts.split_test = split_test;
+    Ok(danas_data::Dataset::from_spec(spec, opts).map_err(|e| InputError(format!("--data {spec}: {e}")))?)
+}
+
+/// The data source: `--data`, else the checkpoint's record. A `--data` that names a
+/// different source than the record is an error (the model would be calibrated, and
+/// measured, on other data than it was trained on).
+fn data_of(args: &Args, record: Option<&danas_train::DataRecord>) -> anyhow::Result<String> {
+    match (&args.data, record) {
+        (None, Some(r)) => Ok(r.source.clone()),
+        (None, None) => Err(InputError(format!(
+            "{} records no data source (saved by `danas train` or an older danas): pass --data",
+            args.checkpoint.display()
+        ))
+        .into()),
+        (Some(d), None) => Ok(d.clone()),
+        (Some(d), Some(r)) if same_source(d, &r.source) => Ok(r.source.clone()),
+        (Some(d), Some(r)) => Err(InputError(format!(
+            "--data {d}: {} was trained on `{}`; leave --data out to use it (a different source would \
+             calibrate the int8 model on other data)",
+            args.checkpoint.display(),
+            r.source
+        ))
+        .into()),
+    }
+}
+
+/// Whether two data specs name the same source (`kind:PATH` with relative or absolute
+/// paths alike).
+fn same_source(a: &str, b: &str) -> bool {
+    let norm = |s: &str| -> String {
+        match s.split_once(':') {
+            Some((kind, rest)) if !rest.is_empty() && (rest.contains('/') || std::path::Path::new(rest).exists()) => {
+                let p = std::path::absolute(rest).unwrap_or_else(|_| PathBuf::from(rest));
+                let p = p.canonicalize().unwrap_or(p);
+                format!("{kind}:{}", p.display())
+            }
+            _ => s.trim().to_string(),
+        }
+    };
+    a.trim() == b.trim() || norm(a) == norm(b)
 }
 
 /// Writes the test split's int8 inputs, labels and danas's int8 outputs to `dir`.

@@ -18,6 +18,11 @@ pub struct Args {
     /// (`danas mcus --toml nucleo-h743 > myboard.toml`, edit, then `--mcu myboard.toml`).
     #[arg(long, value_name = "NAME", conflicts_with = "calibrate")]
     pub toml: Option<String>,
+    /// Print a commented profile template (sizes in KiB) for your own board, starting
+    /// from this built-in profile (default nucleo-h743):
+    /// `danas mcus --template nano33-ble > myboard.toml`.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "nucleo-h743", conflicts_with_all = ["calibrate", "toml"])]
+    pub template: Option<String>,
     /// Fit the latency coefficients of `--mcu` to measurements in this CSV
     /// (header `model,ms`; `model` is a `.tflite` path relative to the CSV or a
     /// candidate `RES:COLOUR:ALPHA:D1-D2-D3-D4-D5[:CLASSES]`), print the fit error and
@@ -36,6 +41,10 @@ pub struct Args {
     /// Where to write the calibrated profile (TOML).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The calibrated profile's name (default: the file name of `--out` without
+    /// `.toml`, or `MCU-calibrated`).
+    #[arg(long, requires = "calibrate")]
+    pub name: Option<String>,
 }
 
 /// `--fit`: what a latency calibration fits.
@@ -59,6 +68,11 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(name) = &args.toml {
         let p = Profile::builtin(name).map_err(|e| InputError(format!("--toml: {e}")))?;
         print!("{}", p.to_toml());
+        return Ok(());
+    }
+    if let Some(name) = &args.template {
+        let p = Profile::builtin(name).map_err(|e| InputError(format!("--template: {e}")))?;
+        print!("{}", p.to_template());
         return Ok(());
     }
     if let Some(csv) = &args.calibrate {
@@ -86,8 +100,25 @@ pub fn run(args: Args) -> Result<()> {
             p.kernels.name()
         );
     }
-    println!("\nYour own board: `danas mcus --toml NAME > board.toml`, edit it, then pass `--mcu board.toml`.");
+    println!(
+        "\nSRAM KiB is the whole SRAM; a search's RAM limit is the arena: {}.",
+        "the SRAM less a reserve (an eighth, at least 16 KiB) unless the profile gives arena_kib"
+    );
+    println!("Your own board: `danas mcus --template NAME > board.toml`, edit it, then pass `--mcu board.toml`.");
     Ok(())
+}
+
+/// The calibrated profile's name: `--name`, else `--out`'s file stem, else `MCU-calibrated`.
+fn calibrated_name(args: &Args, base: &Profile) -> String {
+    if let Some(n) = args.name.as_ref().filter(|n| !n.trim().is_empty()) {
+        return n.trim().to_string();
+    }
+    args.out
+        .as_ref()
+        .and_then(|o| o.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty() && *s != base.name)
+        .unwrap_or_else(|| format!("{}-calibrated", base.name))
 }
 
 fn calibrate(args: &Args, csv: &Path) -> Result<()> {
@@ -101,11 +132,12 @@ fn calibrate(args: &Args, csv: &Path) -> Result<()> {
         FitArg::Scale => danas_cost::Fit::Scale,
         FitArg::ConvFc => danas_cost::Fit::ConvFc,
     };
-    let fit = danas_cost::calibrate_with(&base, &samples, how).map_err(|e| InputError(e.to_string()))?;
+    let mut fit = danas_cost::calibrate_with(&base, &samples, how).map_err(|e| InputError(e.to_string()))?;
+    fit.profile.name = calibrated_name(args, &base);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&fit)?);
     } else {
-        println!("calibrated {} on {} measurements:", base.name, samples.len());
+        println!("calibrated {} on {} measurements, as profile `{}`:", base.name, samples.len(), fit.profile.name);
         println!("{:<48} {:>12} {:>12} {:>8}", "model", "measured ms", "fitted ms", "error");
         for (s, p) in samples.iter().zip(&fit.predicted_ms) {
             let rel = if s.measured_ms > 0.0 { (p - s.measured_ms) / s.measured_ms * 100.0 } else { f64::NAN };

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use danas_search::config::{CheckedConfig, SearchConfig};
-use danas_search::report::{TrialRow, write_outputs};
+use danas_search::report::TrialRow;
 use danas_search::{Control, Journal, Observer, STUDY_FILE, SearchError, SearchEvent, SearchSummary, TrialStatus};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -58,6 +58,34 @@ impl Output {
     fn quiet(self) -> bool {
         self.quiet || self.json
     }
+}
+
+/// `danas resume --max-trials N | --budget T`: the study's budget moved past where it
+/// stands by N trials and / or T of wall-clock time (without `--budget`, no wall-clock
+/// limit; without `--max-trials`, no trial limit), so that a finished study can be
+/// extended like an unfinished one.
+fn extend(cfg: &mut SearchConfig, o: &Overrides, at: &danas_search::StudyLocation) -> anyhow::Result<()> {
+    if o.max_trials.is_none() && o.budget.is_none() {
+        return Ok(());
+    }
+    if o.max_trials == Some(0) {
+        return Err(InputError("--max-trials must be at least 1".into()).into());
+    }
+    let more = match &o.budget {
+        Some(b) => Some(danas_search::Budget::parse_duration(b).map_err(|e| InputError(format!("--budget {b}: {e}")))?),
+        None => None,
+    };
+    let journal = Journal::open_read_only_at(at).map_err(input)?;
+    let done =
+        journal.trials()?.iter().filter(|t| matches!(t.status, TrialStatus::Complete | TrialStatus::Failed)).count()
+            as u64;
+    let elapsed = journal.elapsed_seconds()?;
+    cfg.max_trials = o.max_trials.map(|n| done + n);
+    cfg.budget = Some(match more {
+        Some(d) => format!("{:.3}s", elapsed + d.as_secs_f64()),
+        None => "none".into(),
+    });
+    Ok(())
 }
 
 /// Arguments of `danas report`.
@@ -181,6 +209,82 @@ impl Observer for Bars {
     }
 }
 
+/// Progress for logs (stdout or stderr not a terminal): the phases as they start, and
+/// one line per trial with its data configuration, architecture, validation accuracy,
+/// arena, flash and status.
+struct LogLines;
+
+impl LogLines {
+    fn trial_line(r: &danas_search::TrialRecord, p: &danas_search::Progress) -> String {
+        let kib = |v: Option<u64>| v.map(|b| format!("{:.1} KiB", b as f64 / 1024.0)).unwrap_or_else(|| "-".into());
+        let acc = r
+            .metrics
+            .as_ref()
+            .and_then(|m| m.value(danas_core::metric::VAL_ACCURACY))
+            .map(|a| format!("{:.2}%", a * 100.0))
+            .unwrap_or_else(|| "-".into());
+        let status = match r.status {
+            TrialStatus::Infeasible => "infeasible (skipped by the cost gate)".to_string(),
+            TrialStatus::Failed => format!("failed: {}", r.message.as_deref().unwrap_or("")),
+            s => format!("{s:?}").to_lowercase(),
+        };
+        let (data, arch) = (r.candidate.data.to_string(), r.candidate.arch.to_string());
+        format!(
+            "trial {:>4} | data {data:<10} | arch {arch:<26} | val acc {:>7} | arena {:>10} | flash {:>11} | {status} | {} evaluated, {} infeasible",
+            r.id,
+            acc,
+            kib(r.costs.as_ref().map(|c| c.arena_bytes)),
+            kib(r.costs.as_ref().map(|c| c.flash_bytes)),
+            p.evaluated,
+            p.infeasible
+        )
+    }
+}
+
+impl Observer for LogLines {
+    fn on_event(&mut self, e: &SearchEvent<'_>) -> Control {
+        match e {
+            SearchEvent::Started { progress, resumed } => println!(
+                "{} ({} trials evaluated so far)",
+                if *resumed { "search resumed" } else { "search started" },
+                progress.evaluated
+            ),
+            SearchEvent::Phase(p) => println!("phase: {p}"),
+            SearchEvent::Trial { record, progress } => println!("{}", Self::trial_line(record, progress)),
+            SearchEvent::Promoted { record, .. } => println!(
+                "trial {:>4} promoted to rung {} ({}): val acc {}",
+                record.trial,
+                record.rung,
+                record.promotion,
+                record
+                    .metrics
+                    .value(danas_core::metric::VAL_ACCURACY)
+                    .map(|a| format!("{:.2}%", a * 100.0))
+                    .unwrap_or_else(|| "failed".into())
+            ),
+            SearchEvent::Finished { progress } => println!(
+                "search loop finished: {} evaluated, {} infeasible, {} failed in {:.1} min; writing results",
+                progress.evaluated,
+                progress.infeasible,
+                progress.failed,
+                progress.elapsed.as_secs_f64() / 60.0
+            ),
+            _ => {}
+        }
+        Control::Continue
+    }
+}
+
+/// Progress bars on a terminal, [`LogLines`] otherwise.
+fn progress_observer(cfg: &CheckedConfig) -> Box<dyn Observer> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+        Box::new(bars(cfg))
+    } else {
+        Box::new(LogLines)
+    }
+}
+
 fn print_summary(s: &SearchSummary, json: bool) -> anyhow::Result<()> {
     if json {
         let pareto = std::fs::read_to_string(s.dir.join("pareto.json")).context("reading pareto.json")?;
@@ -230,6 +334,27 @@ fn print_summary(s: &SearchSummary, json: bool) -> anyhow::Result<()> {
 
 fn print_pareto(rows: &[TrialRow]) {
     println!("\nPareto set (feasible; accuracy vs RAM, flash, latency):");
+    print_pareto_table(rows);
+    let finals: Vec<&TrialRow> = rows.iter().filter(|r| r.test_accuracy.is_some()).collect();
+    if !finals.is_empty() {
+        println!("\nFinal stage (retrained, measured on the test split):");
+        println!("{:>5}  {:<14} {:<22} {:>9} {:>9}  model", "trial", "data", "arch", "test acc", "int8 test");
+        for r in finals {
+            let pct = |v: Option<f64>| v.map(|x| format!("{:.2}%", x * 100.0)).unwrap_or_else(|| "-".into());
+            println!(
+                "{:>5}  {:<14} {:<22} {:>9} {:>9}  {}",
+                r.id,
+                r.data_key(),
+                r.arch,
+                pct(r.test_accuracy),
+                pct(r.int8_test_accuracy),
+                r.model_dir.as_deref().unwrap_or("-")
+            );
+        }
+    }
+}
+
+fn print_pareto_table(rows: &[TrialRow]) {
     println!(
         "{:>5}  {:<14} {:<22} {:>9} {:>10} {:>10} {:>10} {:>8}",
         "trial", "data", "arch", "val acc", "arena KiB", "flash KiB", "lat ms", "MMACs"
@@ -272,6 +397,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             cfg.mcu,
             dir.display()
         );
+        eprintln!("{}", limits_line(&checked.profile, &checked.limits));
     }
     if let (Some(st), false) = (at.storage(), quiet) {
         eprintln!(
@@ -283,10 +409,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut search = checked.build(&dir, &at).map_err(input)?;
     search.preflight(100_000).map_err(input)?;
     if !quiet {
-        search = search.observer(Box::new(bars(&checked)));
+        search = search.observer(progress_observer(&checked));
     }
     let summary = search.run().map_err(input)?;
     print_summary(&summary, args.output.json)
+}
+
+/// The limits a search runs under, with the board and kernel library they come from.
+fn limits_line(board: &danas_cost::Profile, l: &danas_core::Limits) -> String {
+    let lat = l.latency_ms.map(|v| format!(", latency {v} ms")).unwrap_or_default();
+    format!(
+        "danas search: limits RAM (arena) {:.1} KiB, flash {:.1} KiB (model + {:.0} KiB TFLM runtime){lat}; \
+         board {}",
+        l.ram_bytes as f64 / 1024.0,
+        l.flash_bytes as f64 / 1024.0,
+        board.runtime_flash_bytes as f64 / 1024.0,
+        board.describe()
+    )
 }
 
 /// Progress bars sized by the budget.
@@ -304,13 +443,17 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
     }
     let at = args.storage.location(&args.dir)?;
     let mut cfg = SearchConfig::from_location(&at).map_err(input)?;
-    args.settings.apply(&mut cfg);
+    let mut session = args.settings.clone();
+    // --max-trials and --budget extend the study from where it stands.
+    extend(&mut cfg, &session, &at)?;
+    (session.max_trials, session.budget) = (None, None);
+    session.apply(&mut cfg);
     let checked = cfg.check().map_err(input)?;
     let quiet = args.output.quiet();
     let mut search = checked.build(&args.dir, &at).map_err(input)?;
     if !quiet {
         eprintln!("danas resume: {}", args.dir.display());
-        search = search.observer(Box::new(bars(&checked)));
+        search = search.observer(progress_observer(&checked));
     }
     let summary = search.resume().map_err(input)?;
     print_summary(&summary, args.output.json)
@@ -324,7 +467,9 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     let journal = Journal::open_read_only_at(&at).map_err(input)?;
     let trials = journal.trials()?;
     drop(journal);
-    let out = write_outputs(&args.dir, &trials, Some(&cfg.limits().map_err(input)?))?;
+    let board = cfg.build_profile().map_err(input)?;
+    let out =
+        danas_search::report::write_outputs_on(&args.dir, &trials, Some(&cfg.limits().map_err(input)?), Some(&board))?;
     print_pareto(&out.pareto);
     println!("\nRe-rendered {} files in {}", out.files.len(), args.dir.display());
     Ok(())

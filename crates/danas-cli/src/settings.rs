@@ -70,6 +70,10 @@ pub struct Overrides {
     /// Use at most this many validation images.
     #[arg(long)]
     pub eval_limit: Option<usize>,
+    /// For a data source without a test split: carve this fraction of the training
+    /// images (stratified, seeded) as the test split of the final stage, e.g. 0.1.
+    #[arg(long, value_name = "FRACTION")]
+    pub split_test: Option<f64>,
     /// After the search, retrain the k most accurate Pareto candidates and report their test metrics.
     #[arg(long)]
     pub final_top_k: Option<usize>,
@@ -132,6 +136,9 @@ impl Overrides {
         set!(self.finetune_steps => c.evaluation.finetune_steps);
         set!(self.final_top_k => c.final_top_k, self.final_steps => c.final_steps);
         set!(self.train_limit => c.train_limit, self.eval_limit => c.eval_limit);
+        if self.split_test.is_some() {
+            c.split_test = self.split_test;
+        }
         if self.no_augment {
             c.supernet.augment = false;
         }
@@ -162,6 +169,7 @@ impl Overrides {
             ("--finetune-steps", self.finetune_steps.is_some()),
             ("--train-limit", self.train_limit.is_some()),
             ("--eval-limit", self.eval_limit.is_some()),
+            ("--split-test", self.split_test.is_some()),
             ("--no-augment", self.no_augment),
             ("--int8-eval", self.int8_eval),
             ("--supernet-mode", self.supernet_mode.is_some()),

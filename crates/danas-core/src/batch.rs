@@ -120,4 +120,9 @@ pub trait BatchSource: Send + Sync {
     /// centre crop). The order is shuffled by `seed` when `augment` is set, and fixed
     /// otherwise. The same arguments give the same batches.
     fn batches(&self, split: Split, data: DataConfig, batch_size: usize, augment: bool, seed: u64) -> BatchIter<'_>;
+    /// The classes' names by label, for model packages; the default, empty, means
+    /// unknown (they are then named by index).
+    fn class_names(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

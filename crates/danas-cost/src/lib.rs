@@ -28,6 +28,7 @@ mod paper;
 mod plan;
 mod preprocessor;
 mod profile;
+mod profile_toml;
 mod tflite;
 
 use danas_core::{Blueprint, Candidate, Graph, Precision};
@@ -39,7 +40,7 @@ pub use error::CostError;
 pub use paper::{PaperEstimate, paper_estimate};
 pub use plan::{Buffer, Plan, align16, greedy_plan, live_bound};
 pub use preprocessor::{PreprocessorCost, SIGNAL_KERNELS_FLASH_BYTES, estimate_preprocessor};
-pub use profile::{CyclesPerMac, Kernels, Profile, catalogue};
+pub use profile::{CyclesPerMac, Kernels, Profile, arena_reserve, catalogue};
 pub use tflite::{TfliteModel, graph_of, read_tflite, read_tflite_file};
 
 use lower::{Net, OpClass, OpDesc, Workspace};

@@ -62,8 +62,13 @@ pub struct Profile {
     pub core: String,
     /// Clock in MHz.
     pub clock_mhz: f64,
-    /// SRAM usable for the tensor arena, in bytes.
+    /// The board's SRAM, in bytes.
     pub sram_bytes: u64,
+    /// SRAM for the tensor arena, in bytes, when the board says so (a contiguous
+    /// region, say). Absent: the SRAM less [`arena_reserve`] for the stack, heap,
+    /// application and the runtime's globals ([`Profile::arena_budget`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arena_bytes: Option<u64>,
     /// Flash for model and code, in bytes.
     pub flash_bytes: u64,
     /// Kernel library linked.
@@ -123,6 +128,7 @@ fn board(
         core: core.into(),
         clock_mhz,
         sram_bytes,
+        arena_bytes: None,
         flash_bytes,
         kernels,
         pointer_bytes: 4,
@@ -146,12 +152,16 @@ pub fn catalogue() -> Vec<Profile> {
     let mut v = vec![
         board("nano33-ble", "Arduino Nano 33 BLE Sense (nRF52840)", "Cortex-M4F", 64.0, 256 * KIB, MIB, CmsisNn, 1.6),
         board("stm32f746-disco", "STM32F746G-DISCO", "Cortex-M7", 216.0, 320 * KIB, MIB, CmsisNn, 1.0),
-        board("nucleo-h743", "NUCLEO-H743ZI (STM32H743)", "Cortex-M7", 480.0, 512 * KIB, 2 * MIB, CmsisNn, 1.0),
+        // The arena gets the 512 KB contiguous AXI SRAM; stack and data live in the
+        // DTCM and the other SRAM banks.
+        board("nucleo-h743", "NUCLEO-H743ZI (STM32H743)", "Cortex-M7", 480.0, 512 * KIB, 2 * MIB, CmsisNn, 1.0)
+            .with_arena(512 * KIB),
         board("nucleo-l4r5", "NUCLEO-L4R5ZI (STM32L4R5)", "Cortex-M4", 120.0, 640 * KIB, 2 * MIB, CmsisNn, 1.6),
         board("nucleo-u575", "NUCLEO-U575ZI-Q (STM32U575)", "Cortex-M33", 160.0, 786 * KIB, 2 * MIB, CmsisNn, 1.5),
         board("rpi-pico", "Raspberry Pi Pico (RP2040)", "Cortex-M0+", 133.0, 264 * KIB, 2 * MIB, CmsisNn, 4.0),
         board("esp32-s3", "ESP32-S3", "Xtensa LX7", 240.0, 512 * KIB, 8 * MIB, TflmReference, 0.8),
-        board("nicla-vision", "Arduino Nicla Vision (STM32H747)", "Cortex-M7", 480.0, MIB, 2 * MIB, CmsisNn, 1.0),
+        board("nicla-vision", "Arduino Nicla Vision (STM32H747)", "Cortex-M7", 480.0, MIB, 2 * MIB, CmsisNn, 1.0)
+            .with_arena(512 * KIB),
         // The MLPerf Tiny v0.5 submission with TFLM's reference kernels (SRAM 2 MB, 4 MB SPI flash).
         board("pcl-scepu02", "PCL Scepu02 (RV32IMAC)", "RV32IMAC", 336.0, 2 * MIB, 4 * MIB, TflmReference, 1.0),
     ];
@@ -171,10 +181,69 @@ pub fn catalogue() -> Vec<Profile> {
     v
 }
 
+/// The SRAM a board keeps for everything but the tensor arena when its profile gives
+/// no `arena_bytes`: an eighth of the SRAM, at least 16 KiB (stack, heap, the
+/// application's buffers and the runtime's globals).
+///
+/// ```
+/// assert_eq!(danas_cost::arena_reserve(256 * 1024), 32 * 1024);
+/// assert_eq!(danas_cost::arena_reserve(64 * 1024), 16 * 1024);
+/// ```
+pub fn arena_reserve(sram_bytes: u64) -> u64 {
+    (sram_bytes / 8).max(16 * KIB).min(sram_bytes / 2)
+}
+
 impl Profile {
-    /// The board's limits: its SRAM, flash and optional latency limit.
+    /// The board's limits: the arena budget ([`Profile::arena_budget`]), the flash and
+    /// the optional latency limit.
     pub fn limits(&self) -> crate::Limits {
-        crate::Limits { ram_bytes: self.sram_bytes, flash_bytes: self.flash_bytes, latency_ms: self.max_latency_ms }
+        crate::Limits { ram_bytes: self.arena_budget(), flash_bytes: self.flash_bytes, latency_ms: self.max_latency_ms }
+    }
+
+    /// SRAM for the tensor arena: `arena_bytes` when the profile gives it, otherwise
+    /// the SRAM less [`arena_reserve`].
+    pub fn arena_budget(&self) -> u64 {
+        self.arena_bytes.unwrap_or(self.sram_bytes - arena_reserve(self.sram_bytes))
+    }
+
+    /// Where the arena budget comes from, for people: `"512 KiB arena (the board's
+    /// arena_bytes)"` or `"224 KiB arena (256 KiB SRAM less a 32 KiB reserve)"`.
+    pub fn arena_note(&self) -> String {
+        let k = |b: u64| fmt_kib(b);
+        match self.arena_bytes {
+            Some(a) => format!("{} arena (the board's arena budget)", k(a)),
+            None => format!(
+                "{} arena ({} SRAM less a {} reserve for stack, heap and application)",
+                k(self.arena_budget()),
+                k(self.sram_bytes),
+                k(arena_reserve(self.sram_bytes))
+            ),
+        }
+    }
+
+    /// One line naming the board, its limits and kernel library, for start-up lines
+    /// and reports.
+    pub fn describe(&self) -> String {
+        let unlimited = self.sram_bytes > 1 << 50;
+        if unlimited {
+            return format!("{} ({}), kernels {}, no RAM or flash limit", self.name, self.board, self.kernels.name());
+        }
+        format!(
+            "{} ({}, {}, {} MHz), kernels {}, {}, flash {} (model + {} runtime)",
+            self.name,
+            self.board,
+            self.core,
+            self.clock_mhz,
+            self.kernels.name(),
+            self.arena_note(),
+            fmt_kib(self.flash_bytes),
+            fmt_kib(self.runtime_flash_bytes)
+        )
+    }
+
+    fn with_arena(mut self, bytes: u64) -> Self {
+        self.arena_bytes = Some(bytes);
+        self
     }
 
     /// The catalogue profile called `name` (case-insensitive).
@@ -213,31 +282,21 @@ impl Profile {
 
     /// Parses a profile from TOML text; `origin` names it in errors.
     ///
-    /// Every field is required except `max_latency_ms`. Numbers must be finite and
-    /// non-negative (the clock, SRAM, flash and pointer size strictly positive).
+    /// Every field is required except `arena_bytes` and `max_latency_ms`; sizes may be
+    /// given in bytes (`sram_bytes`) or KiB (`sram_kib`). Numbers must be finite and
+    /// non-negative (the clock, SRAM, flash and pointer size strictly positive). An
+    /// unknown key is an error.
     ///
     /// # Errors
-    /// [`CostError::InvalidProfile`] naming the field.
+    /// [`CostError::InvalidProfile`] naming the field and, when known, its line.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Profile, CostError> {
-        let bad = |field: &str, reason: String| CostError::InvalidProfile {
-            origin: origin.to_string(),
-            field: field.to_string(),
-            reason,
-        };
-        // Parse to a value first so that negative integers get a clear message.
-        let value: toml::Value = toml::from_str(text).map_err(|e| bad("(syntax)", e.message().to_string()))?;
-        if let Some(t) = value.as_table() {
-            for (k, v) in t {
-                check_non_negative(k, v).map_err(|r| bad(&r.0, r.1))?;
-            }
-        }
-        let p: Profile = Profile::deserialize(value).map_err(|e| {
-            let msg = e.message().to_string();
-            let field = msg.split('`').nth(1).map(str::to_string).unwrap_or_else(|| "(structure)".to_string());
-            bad(&field, msg)
-        })?;
-        p.validate(origin)?;
-        Ok(p)
+        crate::profile_toml::parse(text, origin)
+    }
+
+    /// This profile as a commented TOML template with sizes in KiB (`danas mcus
+    /// --template`); [`Profile::from_toml_str`] reads it back to the same profile.
+    pub fn to_template(&self) -> String {
+        crate::profile_toml::template(self)
     }
 
     /// Reads a profile from a TOML file.
@@ -277,6 +336,11 @@ impl Profile {
         if self.flash_bytes == 0 {
             return bad("flash_bytes", "must be > 0");
         }
+        if let Some(a) = self.arena_bytes
+            && (a == 0 || a > self.sram_bytes)
+        {
+            return bad("arena_bytes", "must be > 0 and at most the SRAM");
+        }
         if !matches!(self.pointer_bytes, 2 | 4 | 8) {
             return bad("pointer_bytes", "must be 2, 4 or 8");
         }
@@ -302,18 +366,9 @@ impl Profile {
     }
 }
 
-fn check_non_negative(path: &str, v: &toml::Value) -> Result<(), (String, String)> {
-    match v {
-        toml::Value::Integer(i) if *i < 0 => Err((path.to_string(), format!("is negative ({i}); must be >= 0"))),
-        toml::Value::Float(f) if *f < 0.0 => Err((path.to_string(), format!("is negative ({f}); must be >= 0"))),
-        toml::Value::Table(t) => {
-            for (k, v) in t {
-                check_non_negative(&format!("{path}.{k}"), v)?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
+/// `512 KiB`, `1.5 KiB`.
+pub(crate) fn fmt_kib(bytes: u64) -> String {
+    if bytes % 1024 == 0 { format!("{} KiB", bytes / 1024) } else { format!("{:.1} KiB", bytes as f64 / 1024.0) }
 }
 
 #[cfg(test)]
@@ -362,5 +417,50 @@ mod tests {
         let zero = text.replace("clock_mhz = 133.0", "clock_mhz = 0.0");
         let e = Profile::from_toml_str(&zero, "x.toml").unwrap_err().to_string();
         assert!(e.contains("clock_mhz"), "{e}");
+    }
+
+    #[test]
+    fn board_limits_leave_a_stated_reserve() {
+        let nano = Profile::builtin("nano33-ble").unwrap();
+        let l = nano.limits();
+        assert_eq!(l.ram_bytes, 224 * 1024, "256 KiB SRAM less an eighth");
+        assert_eq!(l.flash_bytes, 1024 * 1024);
+        assert!(
+            nano.describe().contains("224 KiB arena") && nano.describe().contains("cmsis-nn"),
+            "{}",
+            nano.describe()
+        );
+        // The H743's arena is its 512 KB AXI SRAM: the paper's limits.
+        let h7 = Profile::default_mcu().limits();
+        assert_eq!((h7.ram_bytes, h7.flash_bytes), (512 * 1024, 2048 * 1024));
+    }
+
+    #[test]
+    fn toml_errors_name_field_and_line() {
+        let text = Profile::builtin("nano33-ble").unwrap().to_template();
+        let bad = text.replace("clock_mhz = 64.0", "clock_mhz = \"480\"");
+        let line = bad.lines().position(|l| l.starts_with("clock_mhz")).unwrap() + 1;
+        let e = Profile::from_toml_str(&bad, "b.toml").unwrap_err().to_string();
+        assert!(e.contains("`clock_mhz`") && e.contains(&format!("line {line}")), "{e}");
+        // A top-level key appended after the table is an error that says why.
+        let e = Profile::from_toml_str(&format!("{text}max_latency_ms = 5.0\n"), "b.toml").unwrap_err().to_string();
+        assert!(e.contains("cycles_per_mac.max_latency_ms") && e.contains("move it above"), "{e}");
+        let e = Profile::from_toml_str(&text.replace("core =", "cores ="), "b.toml").unwrap_err().to_string();
+        assert!(e.contains("`cores`") && e.contains("unknown field"), "{e}");
+        let e = Profile::from_toml_str(&format!("sram_bytes = 1\n{text}"), "b.toml").unwrap_err().to_string();
+        assert!(e.contains("both"), "{e}");
+    }
+
+    #[test]
+    fn template_is_commented_kib_and_reads_back() {
+        for p in catalogue().into_iter().filter(|p| p.name != "host") {
+            let t = p.to_template();
+            assert!(
+                t.contains("sram_kib = ")
+                    && t.contains("flash_kib = ")
+                    && t.lines().filter(|l| l.starts_with('#')).count() > 10
+            );
+            assert_eq!(Profile::from_toml_str(&t, "t.toml").unwrap(), p, "{t}");
+        }
     }
 }

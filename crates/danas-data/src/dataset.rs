@@ -33,6 +33,10 @@ pub struct DataOptions {
     pub val_fraction: f64,
     /// Fraction carved for test when the source has no splits at all. Default 0.1.
     pub test_fraction: f64,
+    /// Fraction of the training split carved (stratified, seeded by `split_seed`) for
+    /// test when the source has splits but no `test`; with no splits at all it
+    /// replaces `test_fraction`. Default `None`: such a source has no test split.
+    pub split_test: Option<f64>,
     /// Source split used for training (e.g. `train_large`); default: the first present of
     /// `train_quality`, `train`, `train_large`.
     pub train_split: Option<String>,
@@ -58,6 +62,7 @@ impl Default for DataOptions {
             split_seed: 0,
             val_fraction: 0.1,
             test_fraction: 0.1,
+            split_test: None,
             train_split: None,
             train_limit: None,
             eval_limit: None,
@@ -80,6 +85,11 @@ impl DataOptions {
         frac("val_fraction", self.val_fraction, 0.9)?;
         frac("test_fraction", self.test_fraction, 0.9)?;
         frac("max_bad_fraction", self.max_bad_fraction, 1.0)?;
+        if let Some(t) = self.split_test
+            && !(t > 0.0 && t <= 0.5)
+        {
+            return Err(DataError::option("split_test", t, "must be in (0, 0.5]"));
+        }
         if self.val_fraction + self.test_fraction >= 1.0 {
             return Err(DataError::option(
                 "val_fraction + test_fraction",
@@ -460,7 +470,8 @@ fn make_splits(catalog: &Catalog, o: &DataOptions) -> Result<BTreeMap<Split, Vec
     }
     let mut out = BTreeMap::new();
     if named.is_empty() {
-        let parts = stratified_carve(&unsplit, catalog, &[o.val_fraction, o.test_fraction], o.split_seed);
+        let test_fraction = o.split_test.unwrap_or(o.test_fraction);
+        let parts = stratified_carve(&unsplit, catalog, &[o.val_fraction, test_fraction], o.split_seed);
         for (split, v) in [Split::Train, Split::Validation, Split::Test].into_iter().zip(parts) {
             out.insert(split, v);
         }
@@ -485,6 +496,15 @@ fn make_splits(catalog: &Catalog, o: &DataOptions) -> Result<BTreeMap<Split, Vec
         let mut train = named.get(train_name.as_str()).cloned().unwrap_or_default();
         train.extend(&unsplit);
         train.sort_unstable();
+        let test = match (named.get("test"), o.split_test) {
+            (Some(t), _) => t.clone(),
+            (None, Some(f)) => {
+                let parts = stratified_carve(&train, catalog, &[f], o.split_seed ^ 0x7465_7374);
+                train = parts[0].clone();
+                parts[1].clone()
+            }
+            (None, None) => Vec::new(),
+        };
         let val = match named.get("validation") {
             Some(v) => v.clone(),
             None => {
@@ -495,7 +515,7 @@ fn make_splits(catalog: &Catalog, o: &DataOptions) -> Result<BTreeMap<Split, Vec
         };
         out.insert(Split::Train, train);
         out.insert(Split::Validation, val);
-        out.insert(Split::Test, named.get("test").cloned().unwrap_or_default());
+        out.insert(Split::Test, test);
     }
     if let Some(v) = out.get_mut(&Split::Train) {
         seeded_subset(v, o.train_limit, o.split_seed ^ 0x0074_7261_696e);
@@ -511,6 +531,10 @@ fn make_splits(catalog: &Catalog, o: &DataOptions) -> Result<BTreeMap<Split, Vec
 impl BatchSource for Dataset {
     fn classes(&self) -> u32 {
         self.catalog.class_names.len() as u32
+    }
+
+    fn class_names(&self) -> Vec<String> {
+        self.catalog.class_names.clone()
     }
 
     /// The number of images of a split: exact once a cache of the split is open (images

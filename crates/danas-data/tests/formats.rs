@@ -451,3 +451,34 @@ fn wake_vision_parquet_reads_like_csv_and_tar() {
     let err = WakeVisionSource::new(&bad).unwrap().catalog().unwrap_err().to_string();
     assert!(err.contains("test-00000-of-00001.parquet") && err.contains("Parquet"), "{err}");
 }
+
+#[test]
+fn a_source_without_test_split_can_carve_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("d");
+    for i in 0..20 {
+        save(&root.join(format!("train/a/{i}.png")), &picture(20, 20, RED));
+        save(&root.join(format!("train/b/{i}.png")), &picture(20, 20, BLUE));
+    }
+    let spec = format!("folder:{}", root.display());
+    let plain = Dataset::open(parse_source(&spec).unwrap(), options(&tmp.path().join("c"))).unwrap();
+    assert_eq!(plain.len(Split::Test), 0);
+    let carved = |seed: u64| {
+        let mut o = options(&tmp.path().join("c"));
+        o.split_test = Some(0.25);
+        o.split_seed = seed;
+        let ds = Dataset::open(parse_source(&spec).unwrap(), o).unwrap();
+        [Split::Train, Split::Validation, Split::Test]
+            .map(|s| ds.split_records(s).iter().map(|&i| ds.catalog().records[i].key.clone()).collect::<Vec<_>>())
+    };
+    let [train, val, test] = carved(1);
+    assert_eq!(test.len(), 10, "a quarter of the 40 training images, stratified");
+    assert_eq!(train.len() + val.len() + test.len(), 40);
+    assert!(test.iter().all(|t| !train.contains(t) && !val.contains(t)));
+    assert_eq!(carved(1), [train, val, test.clone()], "same seed, same split");
+    assert_ne!(carved(2)[2], test, "another seed, another split");
+    let mut o = options(&tmp.path().join("c"));
+    o.split_test = Some(0.9);
+    let e = Dataset::open(parse_source(&spec).unwrap(), o).unwrap_err().to_string();
+    assert!(e.contains("split_test"), "{e}");
+}

@@ -141,6 +141,12 @@ pub trait Evaluator: Send + Sync {
         Ok(None)
     }
 
+    /// The classes' names by label, for the model packages of the final stage. The
+    /// default, empty, means unknown (the manifest then names classes by index).
+    fn class_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Successive halving: scores a candidate the proxy ranked high again, at a
     /// higher fidelity (validation metrics, never test). The default, `Ok(None)`,
     /// has no higher fidelity: the search then keeps the proxy's ranking.

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::pool::fan_out;
 use crate::record::candidate_key;
-use crate::report::write_outputs;
+use crate::report::write_outputs_on;
 use crate::{
     Assessment, Control, Journal, Prepared, Progress, Promotion, Search, SearchError, SearchEvent, SearchSummary,
     TrialEnd, TrialRecord, TrialStatus,
@@ -169,7 +169,8 @@ impl Search {
             st.journal.set_meta("finished", "1")?;
         }
         let trials = st.journal.trials()?;
-        let outputs = write_outputs(&self.dir, &trials, self.cost.limits().as_ref())?;
+        let board = self.cost.deploy_profile();
+        let outputs = write_outputs_on(&self.dir, &trials, self.cost.limits().as_ref(), board.as_ref())?;
         Ok(SearchSummary { dir: self.dir.clone(), progress: st.progress, trials, outputs })
     }
 

@@ -63,16 +63,31 @@ pub enum SearchError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// No candidate of the space meets the limits.
-    #[error(
-        "no candidate of the space meets the limits: the smallest RAM (arena) it reaches is {:.1} KiB and the smallest flash {:.1} KiB",
-        min_ram_bytes / 1024.0,
-        min_flash_bytes / 1024.0
-    )]
+    #[error("{}", crate::error::unreachable_message(*min_ram_bytes, *min_flash_bytes, *min_latency_ms, limits.as_ref(), *runtime_flash_bytes))]
     Unreachable {
         /// Smallest arena bytes seen.
         min_ram_bytes: f64,
         /// Smallest flash bytes seen.
         min_flash_bytes: f64,
+        /// Smallest latency seen, when the cost model estimates it.
+        min_latency_ms: Option<f64>,
+        /// The limits checked, when the gate reports them.
+        limits: Option<danas_core::Limits>,
+        /// Flash the runtime takes on the board, included in every flash figure.
+        runtime_flash_bytes: Option<u64>,
+    },
+    /// The final stage could not train, test or export a chosen system. The search's
+    /// results (journal, report, Pareto set) are written; its `models/` are not.
+    #[error("the final stage failed for {failed} of {tried} chosen systems: {reason}\n{fix}")]
+    FinalStage {
+        /// Systems that failed.
+        failed: usize,
+        /// Systems the final stage tried.
+        tried: usize,
+        /// The first failure.
+        reason: String,
+        /// What to do about it.
+        fix: String,
     },
     /// The optimiser failed.
     #[error("optimiser ({during}): {source}")]
@@ -197,5 +212,70 @@ mod tests {
         assert!(SearchError::Exists { path: "s".into() }.is_input());
         assert!(!SearchError::UnknownTrial(3).is_input());
         assert!(!SearchError::Panicked { what: "a job".into(), message: "boom".into() }.is_input());
+    }
+}
+
+/// The message of [`SearchError::Unreachable`]: which limits bind, with the smallest
+/// value the space reaches for each, and what the flash figure includes.
+pub(crate) fn unreachable_message(
+    min_ram: f64,
+    min_flash: f64,
+    min_latency: Option<f64>,
+    limits: Option<&danas_core::Limits>,
+    runtime_flash: Option<u64>,
+) -> String {
+    let mut binding = Vec::new();
+    let mut free = Vec::new();
+    let mut judge = |name: &str, min: f64, limit: Option<f64>, unit: &str, scale: f64| {
+        let reach = format!("the smallest {name} it reaches is {:.1} {unit}", min / scale);
+        match limit {
+            Some(l) if min > l => binding.push(format!("{reach}, over the limit of {:.1} {unit}", l / scale)),
+            Some(l) => free.push(format!("{reach} (limit {:.1} {unit})", l / scale)),
+            None => free.push(reach),
+        }
+    };
+    judge("RAM (arena)", min_ram, limits.map(|l| l.ram_bytes as f64), "KiB", 1024.0);
+    judge("flash", min_flash, limits.map(|l| l.flash_bytes as f64), "KiB", 1024.0);
+    if let Some(lat) = min_latency {
+        judge("latency", lat, limits.and_then(|l| l.latency_ms), "ms", 1.0);
+    }
+    let mut s = String::from("no candidate of the space meets the limits: ");
+    if binding.is_empty() {
+        s.push_str("each limit alone is reachable, but not all at once: ");
+        s.push_str(&free.join("; "));
+    } else {
+        s.push_str(&binding.join("; "));
+        if !free.is_empty() {
+            s.push_str(" (");
+            s.push_str(&free.join("; "));
+            s.push(')');
+        }
+    }
+    if let Some(rt) = runtime_flash.filter(|&b| b > 0) {
+        s.push_str(&format!(
+            ". Flash counts the model plus the TFLM runtime and application ({:.0} KiB on this board)",
+            rt as f64 / 1024.0
+        ));
+    }
+    s.push_str(". Loosen the binding limit(s), pick a larger board (--mcu) or a smaller space.");
+    s
+}
+
+#[cfg(test)]
+mod unreachable_tests {
+    use super::unreachable_message;
+    use danas_core::Limits;
+
+    #[test]
+    fn names_the_binding_limit_and_the_runtime() {
+        let l = Limits { ram_bytes: 512 * 1024, flash_bytes: 2048 * 1024, latency_ms: Some(0.5) };
+        let m = unreachable_message(40_000.0, 200_000.0, Some(3.25), Some(&l), Some(93 * 1024));
+        assert!(m.contains("the smallest latency it reaches is 3.2 ms, over the limit of 0.5 ms"), "{m}");
+        assert!(!m.contains("RAM (arena) it reaches is 39.1 KiB, over"), "{m}");
+        assert!(m.contains("93 KiB"), "{m}");
+        let l = Limits { ram_bytes: 512 * 1024, flash_bytes: 64 * 1024, latency_ms: None };
+        let m = unreachable_message(40_000.0, 100.0 * 1024.0, None, Some(&l), Some(93 * 1024));
+        assert!(m.contains("smallest flash it reaches is 100.0 KiB, over the limit of 64.0 KiB"), "{m}");
+        assert!(m.contains("TFLM runtime"), "{m}");
     }
 }

@@ -33,6 +33,8 @@ pub struct SupernetEvaluator {
     finetune: TrainConfig,
     retrain: TrainConfig,
     supernets: RwLock<BTreeMap<DataConfig, Arc<Supernet>>>,
+    /// What final checkpoints record about their data (see [`SupernetEvaluator::data_record`]).
+    data_record: Option<danas_train::DataRecord>,
 }
 
 impl std::fmt::Debug for SupernetEvaluator {
@@ -72,6 +74,7 @@ impl SupernetEvaluator {
             finetune: TrainConfig { lr: 1e-4, ..TrainConfig::default() },
             retrain: TrainConfig::default(),
             supernets: RwLock::new(BTreeMap::new()),
+            data_record: None,
         }
     }
 
@@ -112,6 +115,16 @@ impl SupernetEvaluator {
     /// (default: [`ExportConfig::default`]; `None`: no export).
     pub fn export(mut self, cfg: Option<ExportConfig>) -> Self {
         self.export = cfg;
+        self
+    }
+
+    /// What the final stage's checkpoints record about their data (source spec, split,
+    /// limits, class names; the candidate's data configuration, the seed and the
+    /// export settings are filled in per checkpoint). With a record, final networks are
+    /// saved in `f32`, so that `danas export CKPT` reproduces their int8 model byte
+    /// for byte; without one (the default) in the storage precision, unrecorded.
+    pub fn data_record(mut self, record: Option<danas_train::DataRecord>) -> Self {
+        self.data_record = record;
         self
     }
 
@@ -270,6 +283,10 @@ impl Evaluator for SupernetEvaluator {
     /// Trains the candidate with the final-stage settings (from scratch, or from its
     /// supernet weights when so configured), reports validation and test metrics,
     /// and saves the network under `dir/final/`.
+    fn class_names(&self) -> Vec<String> {
+        self.source.class_names()
+    }
+
     fn finalize(&self, cand: &Candidate, seed: u64, dir: &Path, name: &str) -> Result<Option<Finalized>, EvalError> {
         let sn = if self.final_from_supernet {
             match self.get(cand.data) {
@@ -287,7 +304,20 @@ impl Evaluator for SupernetEvaluator {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        net.save(&path, self.storage)?;
+        match &self.data_record {
+            // Exact weights, so that `danas export CKPT` reproduces the model below.
+            Some(r) => net.save_with_record(
+                &path,
+                StoragePrecision::F32,
+                &danas_train::DataRecord {
+                    data: cand.data,
+                    seed,
+                    export: self.export.clone().map(|e| ExportConfig { seed, ..e }),
+                    ..r.clone()
+                },
+            )?,
+            None => net.save(&path, self.storage)?,
+        }
         let mut m = Metrics::new()
             .with("final_val_accuracy", rep.validation.accuracy)
             .with("final_train_seconds", rep.training.seconds);

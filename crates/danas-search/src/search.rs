@@ -203,6 +203,7 @@ fn preflight(space: &dyn CandidateSpace, cost: &dyn CostGate, scan: usize, seed:
     };
     let mut min_ram = f64::INFINITY;
     let mut min_flash = f64::INFINITY;
+    let mut min_latency: Option<f64> = None;
     for g in genomes {
         let Ok(c) = space.candidate(&g) else { continue };
         let Ok(a) = cost.assess(&c) else { continue };
@@ -211,6 +212,15 @@ fn preflight(space: &dyn CandidateSpace, cost: &dyn CostGate, scan: usize, seed:
         }
         min_ram = min_ram.min(a.costs.arena_bytes as f64);
         min_flash = min_flash.min(a.costs.flash_bytes as f64);
+        if let Some(l) = a.costs.latency_ms {
+            min_latency = Some(min_latency.map_or(l, |m: f64| m.min(l)));
+        }
     }
-    Err(SearchError::Unreachable { min_ram_bytes: min_ram, min_flash_bytes: min_flash })
+    Err(SearchError::Unreachable {
+        min_ram_bytes: min_ram,
+        min_flash_bytes: min_flash,
+        min_latency_ms: min_latency,
+        limits: cost.limits(),
+        runtime_flash_bytes: cost.deploy_profile().map(|p| p.runtime_flash_bytes),
+    })
 }

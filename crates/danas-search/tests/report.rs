@@ -135,3 +135,19 @@ fn html_report_renders_in_headless_chromium() {
         std::fs::copy(&shot, std::path::Path::new(&keep).join("report-screenshot.png")).unwrap();
     }
 }
+
+#[test]
+fn best_per_limit_lists_limits_that_change_the_answer_and_the_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = danas_cost::Profile::builtin("nano33-ble").unwrap();
+    danas_search::report::write_outputs_on(dir.path(), &sample(), Some(&Limits::paper()), Some(&board)).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("Board: nano33-ble") && md.contains("kernels cmsis-nn"), "{md}");
+    let section = md.split("## Best system per limit").nth(1).unwrap().split("\n## ").next().unwrap();
+    let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| RAM")).collect();
+    // Trials 1 (90 %, 300 KB), 2 (85 %, 120 KB), 0 (80 %, 100 KB): one row each, no repeats.
+    assert_eq!(rows.len(), 3, "{section}");
+    for (row, acc) in rows.iter().zip(["90.00", "85.00", "80.00"]) {
+        assert!(row.contains(acc), "{row}");
+    }
+}

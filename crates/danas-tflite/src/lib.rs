@@ -11,7 +11,8 @@
 //!   int32 biases, per-tensor asymmetric activations calibrated on sample inputs);
 //! - [`interp`]: reference interpreters, float and int8; the int8 one does TFLM's
 //!   integer arithmetic, so its outputs equal TFLM's;
-//! - [`c_array`]: `model_data.cc` / `model_data.h` for firmware.
+//! - [`c_array`]: `model_data.cc` / `model_data.h` for firmware, [`resolver_header`]:
+//!   `model_ops.h`, a TFLM op resolver with exactly the model's operators.
 //!
 //! ```
 //! use danas_core::{Arch, Candidate, Color, DataConfig};
@@ -40,7 +41,10 @@ mod model;
 mod quantize;
 
 pub use build::{FloatNet, float_model};
-pub use carray::c_array;
+pub use carray::{
+    ARENA_ALIGN_SLACK_BYTES, ARENA_MARGIN_MIN_BYTES, ARENA_MARGIN_PERCENT, arena_size_with_margin, c_array,
+    info_header, op_names, resolver_header,
+};
 pub use model::{ElemType, Fused, Model, OpDef, Operator, Quant, TensorDef};
 pub use quantize::{QuantOptions, Ranges, calibrate, quantize};
 

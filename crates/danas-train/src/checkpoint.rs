@@ -74,15 +74,29 @@ struct Meta {
     candidate: Candidate,
     classes: u32,
     blueprint: Blueprint,
+    /// The data the network was trained on (absent in checkpoints written without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<crate::DataRecord>,
 }
 
 fn err(path: &Path, reason: impl Into<String>) -> TrainError {
     TrainError::Checkpoint { path: path.to_path_buf(), reason: reason.into() }
 }
 
-fn save(path: &Path, kind: CheckpointKind, net: &Network, p: StoragePrecision) -> Result<(), TrainError> {
+fn save(
+    path: &Path,
+    kind: CheckpointKind,
+    net: &Network,
+    p: StoragePrecision,
+    data: Option<&crate::DataRecord>,
+) -> Result<(), TrainError> {
     let w = net.weights()?;
-    let meta = Meta { candidate: net.candidate().clone(), classes: net.classes(), blueprint: net.blueprint().clone() };
+    let meta = Meta {
+        candidate: net.candidate().clone(),
+        classes: net.classes(),
+        blueprint: net.blueprint().clone(),
+        data: data.cloned(),
+    };
     let meta_json = serde_json::to_string(&meta).map_err(|e| err(path, e.to_string()))?;
     let mut tensors = Vec::new();
     for c in &w.convs {
@@ -102,6 +116,10 @@ fn save(path: &Path, kind: CheckpointKind, net: &Network, p: StoragePrecision) -
 }
 
 fn load(path: &Path, want: CheckpointKind) -> Result<Network, TrainError> {
+    load_with_record(path, want).map(|(net, _)| net)
+}
+
+fn load_with_record(path: &Path, want: CheckpointKind) -> Result<(Network, Option<crate::DataRecord>), TrainError> {
     let bytes = std::fs::read(path).map_err(|e| err(path, e.to_string()))?;
     let (file, _): (File, usize) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
         .map_err(|e| err(path, format!("not a danas-train checkpoint ({e})")))?;
@@ -129,7 +147,8 @@ fn load(path: &Path, want: CheckpointKind) -> Result<Network, TrainError> {
         .map(|_| ConvWeights { weight: next(), gamma: next(), beta: next(), mean: next(), var: next() })
         .collect();
     let w = NetWeights { convs, fc_weight: next(), fc_bias: next() };
-    Network::from_weights(&meta.candidate, meta.classes, &w).map_err(|e| err(path, e.to_string()))
+    let net = Network::from_weights(&meta.candidate, meta.classes, &w).map_err(|e| err(path, e.to_string()))?;
+    Ok((net, meta.data))
 }
 
 impl Network {
@@ -138,7 +157,30 @@ impl Network {
     /// # Errors
     /// [`TrainError::Checkpoint`] naming the file.
     pub fn save(&self, path: impl AsRef<Path>, precision: StoragePrecision) -> Result<(), TrainError> {
-        save(path.as_ref(), CheckpointKind::Network, self, precision)
+        save(path.as_ref(), CheckpointKind::Network, self, precision, None)
+    }
+
+    /// Saves the network with its candidate, classes, blueprint and the data it was
+    /// trained on ([`Network::load_with_record`] reads it back).
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] naming the file.
+    pub fn save_with_record(
+        &self,
+        path: impl AsRef<Path>,
+        precision: StoragePrecision,
+        record: &crate::DataRecord,
+    ) -> Result<(), TrainError> {
+        save(path.as_ref(), CheckpointKind::Network, self, precision, Some(record))
+    }
+
+    /// Loads a network and the data record it was saved with (`None` for a checkpoint
+    /// saved without one, e.g. by an older danas).
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] naming the file and what is wrong with it.
+    pub fn load_with_record(path: impl AsRef<Path>) -> Result<(Self, Option<crate::DataRecord>), TrainError> {
+        load_with_record(path.as_ref(), CheckpointKind::Network)
     }
 
     /// Loads a network saved with [`Network::save`].
@@ -156,7 +198,7 @@ impl Supernet {
     /// # Errors
     /// [`TrainError::Checkpoint`] naming the file.
     pub fn save(&self, path: impl AsRef<Path>, precision: StoragePrecision) -> Result<(), TrainError> {
-        save(path.as_ref(), CheckpointKind::Supernet, self.network(), precision)
+        save(path.as_ref(), CheckpointKind::Supernet, self.network(), precision, None)
     }
 
     /// Loads a supernet saved with [`Supernet::save`].

@@ -13,7 +13,7 @@ use crate::eval::Metrics;
 use crate::{Network, TrainError};
 
 /// Settings of an int8 export.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExportConfig {
     /// Training images the activation ranges are calibrated on.
     pub calib_images: usize,

@@ -42,6 +42,7 @@ mod eval;
 mod export;
 mod net;
 mod params;
+mod record;
 mod supernet;
 mod train;
 mod weights;
@@ -55,6 +56,7 @@ pub use eval::{
 pub use export::{ExportConfig, Exported, evaluate_int8, export_int8, float_net, int8_input, nhwc, run_int8_batch};
 pub use net::{DEVICES, FoldedWeights, Network, cpu_device, device, parse_device, select_device};
 pub use params::BN_EPSILON;
+pub use record::DataRecord;
 pub use supernet::Supernet;
 pub use train::{
     GradientOptimizer, Plateau, StepInfo, SupernetTraining, TrainConfig, TrainReport, Trainer, train_network,

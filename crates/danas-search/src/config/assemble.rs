@@ -21,12 +21,32 @@ impl SearchConfig {
         options.split_seed = self.seed;
         options.train_limit = self.train_limit;
         options.eval_limit = self.eval_limit;
+        options.split_test = self.split_test;
         if let Some(dir) = &self.cache_dir {
             options.cache_dir = dir.clone();
         }
         danas_data::Dataset::from_spec(&self.data, options)
             .map(Arc::new)
             .map_err(|e| SearchError::Data { spec: self.data.clone(), source: Box::new(e) })
+    }
+
+    /// What the final stage's checkpoints record about the data ([`open_data`]'s
+    /// source, split and limits, the class names); the data configuration, seed and
+    /// export are filled in per checkpoint.
+    ///
+    /// [`open_data`]: SearchConfig::open_data
+    pub fn data_record(&self, data: &danas_data::Dataset) -> danas_train::DataRecord {
+        danas_train::DataRecord {
+            source: self.data.clone(),
+            split_seed: self.seed,
+            train_limit: self.train_limit,
+            eval_limit: self.eval_limit,
+            split_test: self.split_test,
+            data: danas_core::DataConfig::new(0, danas_core::Color::Rgb),
+            class_names: danas_core::BatchSource::class_names(data),
+            seed: self.seed,
+            export: None,
+        }
     }
 
     /// The supernet training settings.
@@ -100,9 +120,11 @@ impl CheckedConfig {
         let s = &self.settings;
         let alphas = self.space.config().alphas.clone();
         let training = s.supernet.mode.training(alphas, s.supernet.sandwich_random);
+        let record = s.data_record(data.as_ref());
         let source: Arc<dyn danas_core::BatchSource> = data;
         let final_train = danas_train::TrainConfig { steps: s.final_steps, plateau: None, ..s.train_config() };
         SupernetEvaluator::new(space, source, s.train_config(), training, s.eval_config())
+            .data_record(Some(record))
             .final_training(final_train, s.final_from_supernet)
             .export(Some(danas_train::ExportConfig {
                 calib_images: s.evaluation.int8_calib_images,

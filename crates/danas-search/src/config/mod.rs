@@ -143,13 +143,17 @@ pub struct SearchConfig {
     pub train_limit: Option<usize>,
     /// Use at most this many validation (and test) images.
     pub eval_limit: Option<usize>,
+    /// For a source without a test split: carve this fraction of the training
+    /// images (stratified, seeded by `seed`) as the test split of the final stage.
+    pub split_test: Option<f64>,
     /// Dataset cache directory (default `$DANAS_CACHE` or `.cache/danas`).
     pub cache_dir: Option<PathBuf>,
     /// A built-in MCU name (`danas mcus`) or the path of a TOML profile.
     pub mcu: String,
-    /// RAM limit for the arena in KiB (default: the paper's 512).
+    /// RAM limit for the arena in KiB (default: the board's arena budget, see
+    /// [`Profile::arena_budget`]; 512 on the default nucleo-h743, the paper's).
     pub ram_kib: Option<f64>,
-    /// Flash limit in KiB (default: the paper's 2048).
+    /// Flash limit in KiB (default: the board's flash; 2048 on the default nucleo-h743).
     pub flash_kib: Option<f64>,
     /// Optional latency limit in ms.
     pub latency_ms: Option<f64>,
@@ -192,6 +196,7 @@ impl Default for SearchConfig {
             data: "synthetic:n=2000,size=48".into(),
             train_limit: None,
             eval_limit: None,
+            split_test: None,
             cache_dir: None,
             mcu: "nucleo-h743".into(),
             ram_kib: None,
@@ -325,13 +330,15 @@ impl SearchConfig {
         Err(bad("mcu", &self.mcu, format!("unknown MCU; known: {} (or a TOML profile file)", known.join(", "))))
     }
 
-    /// The limits: the paper's 512 KiB / 2 MiB unless `ram_kib` / `flash_kib` say otherwise.
+    /// The limits: the board's ([`Profile::limits`]: its arena budget, flash and
+    /// latency limit) unless `ram_kib` / `flash_kib` / `latency_ms` say otherwise.
     ///
     /// # Errors
-    /// [`SearchError::Config`] for a non-positive limit.
+    /// [`SearchError::Config`] for a non-positive limit or an unknown board.
     pub fn limits(&self) -> Result<Limits, SearchError> {
-        let kib = |field: &str, v: Option<f64>, default: f64| -> Result<u64, SearchError> {
-            let v = v.unwrap_or(default);
+        let board = self.build_profile()?.limits();
+        let kib = |field: &str, v: Option<f64>, default: u64| -> Result<u64, SearchError> {
+            let Some(v) = v else { return Ok(default) };
             if !(v.is_finite() && v > 0.0) {
                 return Err(bad(field, v, "must be a number of KiB > 0"));
             }
@@ -343,9 +350,9 @@ impl SearchConfig {
             return Err(bad("latency_ms", l, "must be > 0"));
         }
         Ok(Limits {
-            ram_bytes: kib("ram_kib", self.ram_kib, Limits::PAPER_RAM_KIB as f64)?,
-            flash_bytes: kib("flash_kib", self.flash_kib, Limits::PAPER_FLASH_KIB as f64)?,
-            latency_ms: self.latency_ms,
+            ram_bytes: kib("ram_kib", self.ram_kib, board.ram_bytes)?,
+            flash_bytes: kib("flash_kib", self.flash_kib, board.flash_bytes)?,
+            latency_ms: self.latency_ms.or(board.latency_ms),
         })
     }
 
@@ -439,6 +446,11 @@ impl SearchConfig {
         }
         if self.eval_limit == Some(0) {
             return Err(bad("eval_limit", 0, "must be at least 1"));
+        }
+        if let Some(t) = self.split_test
+            && !(t > 0.0 && t <= 0.5)
+        {
+            return Err(bad("split_test", t, "must be a fraction in (0, 0.5]"));
         }
         Ok(CheckedConfig { settings: self.clone(), space, profile, limits, budget })
     }

@@ -129,24 +129,36 @@ fn md_finals(s: &mut String, rows: &[TrialRow], pareto: &[usize]) {
     }
 }
 
-/// The most accurate Pareto member under fractions of the RAM limit.
+/// The most accurate Pareto member under the RAM limit and under each smaller limit
+/// that changes the answer.
 fn md_best_per_limit(s: &mut String, rows: &[TrialRow], pareto: &[usize], limits: &LimitsShown) {
     s.push_str("\n## Best system per limit\n\n");
     let feas: Vec<&TrialRow> = pareto.iter().map(|&i| &rows[i]).collect();
-    let fractions = [1.0, 0.75, 0.5, 0.25];
     if let Some(ram) = limits.ram_bytes {
+        s.push_str(
+            "The most accurate system under each RAM limit, from the search's limit down to the smallest \
+             Pareto system; only limits that change the answer are listed.\n\n",
+        );
         s.push_str("| RAM limit KiB | best val acc % | data | arch | arena KiB |\n|---:|---:|---|---|---:|\n");
-        for f in fractions {
-            let cap = ram * f;
+        // Candidate limits: the search's, then each Pareto system's own arena, largest first.
+        let mut caps: Vec<f64> = feas.iter().filter_map(|r| r.arena_bytes).filter(|&b| b < ram).collect();
+        caps.sort_by(|a, b| b.total_cmp(a));
+        caps.dedup();
+        caps.insert(0, ram);
+        let mut last: Option<u64> = None;
+        let mut listed = 0;
+        for cap in caps {
             let best = feas
                 .iter()
                 .filter(|r| r.arena_bytes.is_some_and(|b| b <= cap))
                 .max_by(|a, b| a.selection_key().total_cmp(&b.selection_key()));
             match best {
-                Some(r) => {
+                Some(r) if last != Some(r.id) => {
+                    last = Some(r.id);
+                    listed += 1;
                     let _ = writeln!(
                         s,
-                        "| {:.0} | {} | {} | {} | {} |",
+                        "| {:.1} | {} | {} | {} | {} |",
                         cap / 1024.0,
                         pct(r.val_accuracy),
                         r.data_key(),
@@ -154,10 +166,14 @@ fn md_best_per_limit(s: &mut String, rows: &[TrialRow], pareto: &[usize], limits
                         kib(r.arena_bytes)
                     );
                 }
-                None => {
-                    let _ = writeln!(s, "| {:.0} | - | - | - | - |", cap / 1024.0);
-                }
+                _ => {}
             }
+            if listed >= 8 {
+                break;
+            }
+        }
+        if listed == 0 {
+            let _ = writeln!(s, "| {:.1} | - | - | - | - |", ram / 1024.0);
         }
     }
 }
@@ -241,5 +257,19 @@ fn md_halving(s: &mut String, rows: &[TrialRow]) {
             r.rung_promotion.as_deref().unwrap_or("-"),
             pct(r.rung_val_accuracy)
         );
+    }
+}
+
+/// Adds the board after the limits line of a report.
+pub(super) fn board_line(md: String, board: Option<&danas_cost::Profile>) -> String {
+    let Some(b) = board else { return md };
+    let line = format!(
+        "Board: {}. Flash figures include the runtime's {:.0} KiB.\n\n",
+        b.describe(),
+        b.runtime_flash_bytes as f64 / 1024.0
+    );
+    match md.find("Limits: ").and_then(|i| md[i..].find("\n\n").map(|j| i + j + 2)) {
+        Some(at) => format!("{}{line}{}", &md[..at], &md[at..]),
+        None => md + &line,
     }
 }

@@ -214,6 +214,20 @@ pub struct Outputs {
 /// # Errors
 /// [`SearchError::Io`] naming the file that could not be written.
 pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: Option<&Limits>) -> Result<Outputs, SearchError> {
+    write_outputs_on(dir, trials, limits, None)
+}
+
+/// [`write_outputs`] for a study on `board`: report.md names the board, its kernel
+/// library and where the limits come from.
+///
+/// # Errors
+/// [`SearchError::Io`] naming the file that could not be written.
+pub fn write_outputs_on(
+    dir: &Path,
+    trials: &[TrialRecord],
+    limits: Option<&Limits>,
+    board: Option<&danas_cost::Profile>,
+) -> Result<Outputs, SearchError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let rows: Vec<TrialRow> = trials.iter().map(TrialRow::from_record).collect();
     let pareto = crate::selection::pareto_front(trials);
@@ -270,7 +284,7 @@ pub fn write_outputs(dir: &Path, trials: &[TrialRecord], limits: Option<&Limits>
     #[cfg(feature = "plot")]
     plot::draw(dir, trials, &rows, limits, &mut files)?;
 
-    let md = markdown::markdown(&rows, &pareto, limits);
+    let md = markdown::board_line(markdown::markdown(&rows, &pareto, limits), board);
     let p = dir.join("report.md");
     std::fs::write(&p, &md).map_err(io(&p))?;
     files.push(p);

@@ -122,6 +122,10 @@ impl Evaluator for RemoteEvaluator {
         if v.is_null() { Ok(None) } else { metrics(&v).map(Some) }
     }
 
+    fn class_names(&self) -> Vec<String> {
+        self.local.class_names()
+    }
+
     fn finalize(
         &self,
         candidate: &Candidate,
