@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use danas_search::config::SearchConfig;
-use danas_search::report::{TrialRow, write_outputs};
+use danas_search::report::TrialRow;
 use danas_search::{Control, Journal, Observer, STUDY_FILE, SearchError, SearchEvent, SearchSummary, TrialStatus};
 use indicatif::{ProgressBar, ProgressStyle};
 
