@@ -368,7 +368,11 @@ impl Profile {
 
 /// `512 KiB`, `1.5 KiB`.
 pub(crate) fn fmt_kib(bytes: u64) -> String {
-    if bytes % 1024 == 0 { format!("{} KiB", bytes / 1024) } else { format!("{:.1} KiB", bytes as f64 / 1024.0) }
+    if bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
 }
 
 #[cfg(test)]

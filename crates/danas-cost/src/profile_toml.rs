@@ -189,7 +189,7 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Profile, CostError> {
 
 /// A number of bytes as KiB for a template: an integer when exact.
 fn kib(bytes: u64) -> String {
-    if bytes % 1024 == 0 { (bytes / 1024).to_string() } else { format!("{:.3}", bytes as f64 / 1024.0) }
+    if bytes.is_multiple_of(1024) { (bytes / 1024).to_string() } else { format!("{:.3}", bytes as f64 / 1024.0) }
 }
 
 /// The profile as a commented TOML template, sizes in KiB like the command-line flags.

@@ -84,7 +84,8 @@ impl Search {
 
 /// What to do about a final-stage failure.
 fn final_fix(reason: &str) -> String {
-    if reason.contains("test split is empty") {
+    if reason.contains("test split is empty") || (reason.contains("test split") && reason.contains("no usable images"))
+    {
         "no test split: add test/ to the data source, or carve one with `--split-test 0.1` \
          (`split_test = 0.1`), or set `--final-top-k 0` (`final_top_k = 0`) to skip the final stage. \
          The search's results (report.md, pareto.csv, the journal) are written; models/ is not."

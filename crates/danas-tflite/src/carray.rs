@@ -196,7 +196,7 @@ mod tests {
         for p in [0u64, 1, 999, 20_000, 123_457, 5_000_000] {
             let a = arena_size_with_margin(p);
             assert!(
-                a % 16 == 0 && a >= p + ARENA_MARGIN_MIN_BYTES + ARENA_ALIGN_SLACK_BYTES && a >= p + p / 20,
+                a.is_multiple_of(16) && a >= p + ARENA_MARGIN_MIN_BYTES + ARENA_ALIGN_SLACK_BYTES && a >= p + p / 20,
                 "{p}: {a}"
             );
         }
