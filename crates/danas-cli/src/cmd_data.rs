@@ -96,5 +96,8 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     } else {
         print!("{report}");
     }
+    if !report.problems.is_empty() {
+        return Err(InputError(format!("{} cannot serve a search: {}", a.source, report.problems.join("; "))).into());
+    }
     Ok(())
 }

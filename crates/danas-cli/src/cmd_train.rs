@@ -145,6 +145,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (Some(s), _) => s,
         (None, e) => TrainConfig::steps_for_epochs(train_images, args.batch_size, e.unwrap_or(1)),
     };
+    if steps == 0 {
+        return Err(InputError(
+            "--steps/--epochs: 0 training steps would export an untrained model; give at least 1".into(),
+        )
+        .into());
+    }
     let cfg = TrainConfig {
         steps,
         batch_size: args.batch_size,

@@ -82,6 +82,9 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     /// Cache status.
     pub cache: CacheReport,
+    /// Why a search cannot use the source as it is: a split it needs that is empty,
+    /// or has more unreadable images than the allowed fraction. Empty when usable.
+    pub problems: Vec<String>,
 }
 
 /// Inspects a dataset: counts, decodes up to `sample` images (evenly spread over all
@@ -174,6 +177,7 @@ pub fn inspect(ds: &Dataset, sample: usize) -> Result<Report, DataError> {
         let bad: std::collections::HashSet<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
         ds.split_counts_where(|i| cat.records.get(i).is_none_or(|r| !bad.contains(r.key.as_str())))
     };
+    let problems = crate::verdict::problems(ds, &wanted, &skipped, &entries, &splits);
     let skipped_count = skipped.len();
     skipped.truncate(1000);
     Ok(Report {
@@ -193,6 +197,7 @@ pub fn inspect(ds: &Dataset, sample: usize) -> Result<Report, DataError> {
             cap_bytes: ds.options().cache_cap_bytes,
             entries,
         },
+        problems,
     })
 }
 
@@ -240,6 +245,9 @@ impl std::fmt::Display for Report {
         }
         for e in &c.entries {
             writeln!(f, "  {} split {} base {} px, {} images, {} bytes", e.name, e.split, e.base, e.count, e.bytes)?;
+        }
+        for p in &self.problems {
+            writeln!(f, "UNUSABLE     {p}")?;
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ mod source;
 pub mod sources;
 mod spec;
 pub mod transform;
+mod verdict;
 
 pub use dataset::{DataOptions, Dataset, SplitCounts, assemble, base_side};
 pub use error::DataError;

@@ -482,3 +482,83 @@ fn a_source_without_test_split_can_carve_one() {
     let e = Dataset::open(parse_source(&spec).unwrap(), o).unwrap_err().to_string();
     assert!(e.contains("split_test"), "{e}");
 }
+
+/// Issue 30, item 7: IDX labels that disagree between splits (train all 255, test
+/// 0 and 1) are an error naming both label files, not a silent 256-way model; a
+/// declared class list settles the count.
+#[test]
+fn idx_splits_that_disagree_on_the_class_count_are_an_error_naming_both_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    for (prefix, labels) in [("train", vec![255u8; 8]), ("t10k", vec![0u8, 1, 0, 1])] {
+        let n = labels.len() as u32;
+        write(
+            &dir.join(format!("{prefix}-images-idx3-ubyte")),
+            &idx_bytes(0x803, &[n, 4, 4], &vec![7; 16 * n as usize]),
+        );
+        write(&dir.join(format!("{prefix}-labels-idx1-ubyte")), &idx_bytes(0x801, &[n], &labels));
+    }
+    let err = IdxSource::new(&dir).unwrap().catalog().unwrap_err().to_string();
+    assert!(err.contains("train-labels-idx1-ubyte") && err.contains("t10k-labels-idx1-ubyte"), "{err}");
+    assert!(err.contains("256") && err.contains("2 classes"), "{err}");
+    // A declared class list that the labels fit settles the count ...
+    let names: String = (0..256).map(|i| format!("c{i}\n")).collect();
+    write(&dir.join("classes.txt"), names.as_bytes());
+    let cat = IdxSource::new(&dir).unwrap().catalog().unwrap();
+    assert_eq!(cat.class_names.len(), 256);
+    assert_eq!(cat.class_names[255], "c255");
+    // ... and labels beyond it are an error naming the label file and the list.
+    write(&dir.join("classes.txt"), b"zero\none\n");
+    let err = IdxSource::new(&dir).unwrap().catalog().unwrap_err().to_string();
+    assert!(err.contains("train-labels-idx1-ubyte") && err.contains("classes.txt") && err.contains("255"), "{err}");
+}
+
+/// Issue 30, item 8: a folder of symbolic links (git-annex, DVC) is followed; links
+/// that cannot be followed (content not fetched, a loop) are counted and named.
+#[cfg(unix)]
+#[test]
+fn folder_sources_follow_symlinks_and_name_the_links_they_cannot_follow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("annex");
+    let root = tmp.path().join("d");
+    for i in 0..6 {
+        save(&store.join(format!("r{i}.png")), &picture(20, 20, RED));
+        save(&store.join(format!("b{i}.png")), &picture(20, 20, BLUE));
+    }
+    std::fs::create_dir_all(root.join("red")).unwrap();
+    for i in 0..6 {
+        std::os::unix::fs::symlink(store.join(format!("r{i}.png")), root.join(format!("red/{i}.png"))).unwrap();
+    }
+    // A symlinked class directory is followed too.
+    std::fs::create_dir_all(store.join("blue")).unwrap();
+    for i in 0..6 {
+        std::fs::rename(store.join(format!("b{i}.png")), store.join(format!("blue/{i}.png"))).unwrap();
+    }
+    std::os::unix::fs::symlink(store.join("blue"), root.join("blue")).unwrap();
+    let src = danas_data::FolderSource::new(&root).unwrap();
+    let cat = src.catalog().unwrap();
+    assert_eq!(cat.class_names, vec!["blue", "red"]);
+    assert_eq!(cat.records.len(), 12, "every linked image is listed");
+    assert!(cat.skipped.is_empty(), "{:?}", cat.skipped);
+    // Dangling links (annexed content not fetched) and a link loop are named.
+    std::os::unix::fs::symlink(store.join("missing.png"), root.join("red/gone.png")).unwrap();
+    std::os::unix::fs::symlink(root.join("red/loop.png"), root.join("red/loop.png")).unwrap();
+    let cat = src.catalog().unwrap();
+    assert_eq!(cat.records.len(), 12);
+    assert_eq!(cat.skipped.len(), 2, "{:?}", cat.skipped);
+    assert!(cat.skipped.iter().any(|s| s.path.ends_with("gone.png") && s.reason.contains("missing.png")));
+    assert!(cat.skipped.iter().all(|s| s.reason.contains("symbolic link")));
+    // A folder of nothing but unfetched links says why it has no usable image.
+    let only_links = tmp.path().join("e");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(only_links.join(class)).unwrap();
+        std::os::unix::fs::symlink(store.join("nowhere.png"), only_links.join(format!("{class}/x.png"))).unwrap();
+    }
+    let err = Dataset::open(
+        parse_source(&format!("folder:{}", only_links.display())).unwrap(),
+        options(&tmp.path().join("c")),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("symbolic link") && err.contains("x.png"), "{err}");
+}

@@ -15,6 +15,10 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// The longest wall-clock budget accepted (ten years, in seconds): anything
+    /// longer is a typo, and would overflow time arithmetic.
+    pub const MAX_WALL_SECS: f64 = 3650.0 * 86400.0;
+
     /// Parses a duration such as `90s`, `30m`, `2h`, `1h30m` or `1d`.
     ///
     /// ```
@@ -56,7 +60,10 @@ impl Budget {
         if !(total.is_finite() && total > 0.0) {
             return Err(err("must be longer than zero"));
         }
-        Ok(Duration::from_secs_f64(total))
+        if total > Self::MAX_WALL_SECS {
+            return Err(err("longer than ten years (3650d); use `none` for no wall-clock limit"));
+        }
+        Duration::try_from_secs_f64(total).map_err(|_| err("too long to represent"))
     }
 
     /// Whether the budget is used up after `trials` trials and `elapsed` time.
@@ -82,7 +89,9 @@ mod tests {
         assert_eq!(d("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(d("0.5h"), Some(Duration::from_secs(1800)));
         assert_eq!(d("1d"), Some(Duration::from_secs(86400)));
-        for bad in ["", "30", "m", "10x", "0s", "-5m", "1..2m"] {
+        for bad in
+            ["", "30", "m", "10x", "0s", "-5m", "1..2m", "18446744073709551615s", "99999999999999999999h", "3651d"]
+        {
             assert!(Budget::parse_duration(bad).is_err(), "{bad}");
         }
     }

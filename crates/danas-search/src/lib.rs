@@ -34,6 +34,7 @@ mod journal;
 pub mod pareto;
 mod pool;
 mod record;
+mod sanity;
 pub mod report;
 #[cfg(feature = "postgres")]
 pub mod scale;

@@ -112,7 +112,7 @@ fn save(
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| err(path, format!("creating {}: {e}", parent.display())))?;
     }
-    std::fs::write(path, bytes).map_err(|e| err(path, e.to_string()))
+    crate::checksum::write_sealed(path, bytes).map_err(|e| err(path, e))
 }
 
 fn load(path: &Path, want: CheckpointKind) -> Result<Network, TrainError> {
@@ -121,7 +121,8 @@ fn load(path: &Path, want: CheckpointKind) -> Result<Network, TrainError> {
 
 fn load_with_record(path: &Path, want: CheckpointKind) -> Result<(Network, Option<crate::DataRecord>), TrainError> {
     let bytes = std::fs::read(path).map_err(|e| err(path, e.to_string()))?;
-    let (file, _): (File, usize) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+    let bytes = crate::checksum::unseal(path, &bytes)?;
+    let (file, _): (File, usize) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map_err(|e| err(path, format!("not a danas-train checkpoint ({e})")))?;
     if file.magic != MAGIC {
         return Err(err(path, "not a danas-train checkpoint (bad magic)"));

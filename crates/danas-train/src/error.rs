@@ -73,6 +73,14 @@ pub enum TrainError {
         /// What does not fit.
         reason: String,
     },
+    /// A checkpoint file is damaged: its checksum does not match its content.
+    #[error("checkpoint {path} is corrupted: {reason}")]
+    Corrupt {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the check found.
+        reason: String,
+    },
     /// Reading or writing a checkpoint failed.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {

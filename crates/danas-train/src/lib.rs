@@ -35,6 +35,7 @@
 //! ```
 
 mod checkpoint;
+mod checksum;
 mod composite;
 mod cpu;
 mod error;
@@ -48,6 +49,7 @@ mod train;
 mod weights;
 
 pub use checkpoint::{CheckpointKind, StoragePrecision};
+pub use checksum::verify_checkpoint;
 pub use error::TrainError;
 pub use eval::{
     CandidateEval, ClassMetrics, EvalConfig, FinalReport, Metrics, evaluate, evaluate_from_scratch, final_train,

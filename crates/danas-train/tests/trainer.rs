@@ -353,3 +353,30 @@ fn checkpoints_round_trip() {
     assert!(e.contains("junk.ckpt"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Issue 30, item 5: a checkpoint carries a checksum; a damaged one is a typed
+/// corruption error on load, and a file written before checksums still loads.
+#[test]
+fn a_damaged_checkpoint_is_a_corruption_error() {
+    let dir = std::env::temp_dir().join(format!("danas-train-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sup = Supernet::new(DataConfig::new(16, Color::Rgb), Arch::full(0.35), 2, 3).unwrap();
+    let p = dir.join("s.ckpt");
+    sup.save(&p, StoragePrecision::F16).unwrap();
+    assert!(danas_train::verify_checkpoint(&p).unwrap(), "a new checkpoint has a checksum");
+    let good = std::fs::read(&p).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x5a;
+    std::fs::write(&p, &bad).unwrap();
+    let e = Supernet::load(&p).unwrap_err();
+    assert!(matches!(e, TrainError::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("s.ckpt") && e.to_string().contains("corrupted"), "{e}");
+    assert!(matches!(danas_train::verify_checkpoint(&p), Err(TrainError::Corrupt { .. })));
+    // Without its 16-byte trailer (as written before checksums) the file loads.
+    std::fs::write(&p, &good[..good.len() - 16]).unwrap();
+    let old = Supernet::load(&p).unwrap();
+    assert_eq!(old.network().weights().unwrap().fc_bias.len(), sup.network().weights().unwrap().fc_bias.len());
+    assert!(!danas_train::verify_checkpoint(&p).unwrap());
+    std::fs::remove_dir_all(&dir).ok();
+}

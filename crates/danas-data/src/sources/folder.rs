@@ -43,6 +43,28 @@ fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
     Ok(out)
 }
 
+/// The metadata of an image file, following symbolic links (git-annex and DVC
+/// keep datasets as links), or why it cannot be used: a broken link (an annexed
+/// file whose content is not here), or something other than a regular file. Only
+/// the two fixed levels below the root are listed, never recursively, so a link
+/// loop cannot make listing run forever; a link that points back at itself fails
+/// to resolve and is named.
+fn image_file(path: &Path) -> Result<std::fs::Metadata, String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(m),
+        Ok(_) => Err("has an image name but is not a regular file".into()),
+        Err(e) => {
+            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            if link {
+                let target = std::fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_default();
+                Err(format!("symbolic link to {target} cannot be followed (content not fetched, or a loop?): {e}"))
+            } else {
+                Err(format!("cannot stat: {e}"))
+            }
+        }
+    }
+}
+
 impl FolderSource {
     /// A source reading the class folders in `dir`.
     ///
@@ -102,13 +124,9 @@ impl Source for FolderSource {
                     if !is_image_name(&name) {
                         continue;
                     }
-                    match entry.metadata() {
-                        Ok(m) if m.is_file() => files.push((entry.path(), m)),
-                        Ok(_) => {}
-                        Err(e) => cat.skipped.push(Skipped {
-                            path: entry.path().display().to_string(),
-                            reason: format!("cannot stat: {e}"),
-                        }),
+                    match image_file(&entry.path()) {
+                        Ok(m) => files.push((entry.path(), m)),
+                        Err(reason) => cat.skipped.push(Skipped { path: entry.path().display().to_string(), reason }),
                     }
                 }
                 files.sort_by(|a, b| a.0.cmp(&b.0));

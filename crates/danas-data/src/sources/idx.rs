@@ -80,6 +80,63 @@ impl IdxSource {
     }
 }
 
+/// The optional declared class list: `classes.txt` next to the IDX files, one
+/// class name per line (blank lines ignored), label `i` naming line `i`.
+pub const CLASS_LIST_FILE: &str = "classes.txt";
+
+impl IdxSource {
+    fn declared_classes(&self) -> Result<Option<(PathBuf, Vec<String>)>, DataError> {
+        let path = self.dir.join(CLASS_LIST_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| DataError::io("read", &path, e))?;
+        let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+        if names.len() < 2 {
+            return Err(DataError::format(
+                &path,
+                format!("declares {} class(es); at least two are needed", names.len()),
+            ));
+        }
+        Ok(Some((path, names)))
+    }
+}
+
+/// Without a declared class list, every split must imply the same class count
+/// (largest label + 1): labels that disagree (train all 255, test 0 and 1) would
+/// otherwise silently give a 256-way model that cannot score.
+fn check_class_counts_agree(per_split: &[(PathBuf, u8)]) -> Result<(), DataError> {
+    let Some((first, first_max)) = per_split.first() else { return Ok(()) };
+    for (other, max) in &per_split[1..] {
+        if max != first_max {
+            return Err(DataError::format(
+                other,
+                format!(
+                    "labels imply {} classes (largest label {max}) but {} implies {} (largest label {first_max}); \
+                     the splits disagree. Fix the labels, or declare the classes in {CLASS_LIST_FILE} (one name per line)",
+                    u32::from(*max) + 1,
+                    first.display(),
+                    u32::from(*first_max) + 1,
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// With a declared class list, every label must name one of its classes.
+fn check_declared(per_split: &[(PathBuf, u8)], list: &Path, classes: usize) -> Result<(), DataError> {
+    for (labels, max) in per_split {
+        if usize::from(*max) >= classes {
+            return Err(DataError::format(
+                labels,
+                format!("holds label {max}, beyond the {classes} classes declared in {}", list.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn read_all(path: &Path) -> Result<Vec<u8>, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io("open", path, e))?;
     let mut buf = Vec::new();
@@ -158,6 +215,7 @@ impl Source for IdxSource {
         let mut cat = Catalog::default();
         let mut fp = Fnv::default().str("idx-v1");
         let mut max_label = 0u8;
+        let mut per_split: Vec<(PathBuf, u8)> = Vec::new();
         for pair in self.pairs()? {
             for p in [&pair.images, &pair.labels] {
                 let meta = std::fs::metadata(p).map_err(|e| DataError::io("stat", p, e))?;
@@ -176,6 +234,7 @@ impl Source for IdxSource {
                     ),
                 ));
             }
+            per_split.push((pair.labels.clone(), labels.iter().copied().max().unwrap_or(0)));
             // Only the header is needed here; the full check happens on fetch.
             let name = pair.images.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             for (i, &l) in labels.iter().enumerate() {
@@ -188,7 +247,18 @@ impl Source for IdxSource {
                 });
             }
         }
-        cat.class_names = (0..=max_label).map(|c| c.to_string()).collect();
+        cat.class_names = match self.declared_classes()? {
+            Some((path, names)) => {
+                let meta = std::fs::metadata(&path).map_err(|e| DataError::io("stat", &path, e))?;
+                fp = file_stamp(fp, &path, &meta);
+                check_declared(&per_split, &path, names.len())?;
+                names
+            }
+            None => {
+                check_class_counts_agree(&per_split)?;
+                (0..=max_label).map(|c| c.to_string()).collect()
+            }
+        };
         cat.fingerprint = fp.finish();
         Ok(cat)
     }

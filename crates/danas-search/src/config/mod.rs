@@ -452,6 +452,7 @@ impl SearchConfig {
         {
             return Err(bad("split_test", t, "must be a fraction in (0, 0.5]"));
         }
+        crate::sanity::check_absurd(self)?;
         Ok(CheckedConfig { settings: self.clone(), space, profile, limits, budget })
     }
 
