@@ -201,7 +201,7 @@ fn export_writes_a_deployable_model_and_rejects_bad_input() {
     assert_eq!(v["model_bytes"].as_u64(), Some(bytes.len() as u64));
     assert!((0.0..=1.0).contains(&v["metrics"]["int8_test_accuracy"].as_f64().unwrap()));
     let header = std::fs::read_to_string(dir.join("model_data.h")).unwrap();
-    assert!(header.contains(&format!("kTensorArenaSize = {};", v["arena_bytes"])), "{header}");
+    assert!(header.contains(&format!("kTensorArenaPredicted = {};", v["arena_bytes"])), "{header}");
     let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["calibration_images"], 16);
     // `danas estimate` of the written file plans the head the export reported.

@@ -170,7 +170,7 @@ fn final_stage_retrains_the_best_and_reports_test_metrics() {
         let int8 = manifest["metrics"]["int8_test_accuracy"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&int8) && m.value("int8_test_accuracy") == Some(int8));
         let header = std::fs::read_to_string(md.join("model_data.h")).unwrap();
-        assert!(header.contains(&format!("kTensorArenaSize = {arena};")), "{header}");
+        assert!(header.contains(&format!("kTensorArenaPredicted = {arena};")), "{header}");
         let cc = std::fs::read_to_string(md.join("model_data.cc")).unwrap();
         assert_eq!(cc.matches("0x").count(), bytes.len());
     }
