@@ -34,8 +34,8 @@ mod journal;
 pub mod pareto;
 mod pool;
 mod record;
-mod sanity;
 pub mod report;
+mod sanity;
 #[cfg(feature = "postgres")]
 pub mod scale;
 mod search;
