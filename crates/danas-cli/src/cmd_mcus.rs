@@ -101,8 +101,8 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     println!(
-        "\nSRAM KiB is the whole SRAM; a search's RAM limit is the arena: {}.",
-        "the SRAM less a reserve (an eighth, at least 16 KiB) unless the profile gives arena_kib"
+        "\nSRAM KiB is the whole SRAM; a search's RAM limit is the arena: the SRAM less a reserve \
+         (an eighth, at least 16 KiB) unless the profile gives arena_kib."
     );
     println!("Your own board: `danas mcus --template NAME > board.toml`, edit it, then pass `--mcu board.toml`.");
     Ok(())

@@ -95,7 +95,7 @@ fn every_package_runs_in_tflm_with_exactly_its_arena() {
             serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
         assert_eq!(manifest["tensor_arena_size"].as_u64(), Some(size));
         let predicted = manifest["predicted"]["arena_bytes"].as_u64().unwrap();
-        assert!(size > predicted && size % 16 == 0);
+        assert!(size > predicted && size.is_multiple_of(16));
         let out = Command::new(&python)
             .arg(&probe)
             .args(["--arena", &size.to_string()])

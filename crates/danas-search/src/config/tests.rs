@@ -81,7 +81,7 @@ fn fixed_data_and_limits() {
 }
 
 #[test]
-fn the_board_sets_the_limits_unless_overridden() {
+fn the_board_sets_the_limits_unless_overridden() -> Result<(), Box<dyn std::error::Error>> {
     let nano = SearchConfig { mcu: "nano33-ble".into(), ..SearchConfig::default() };
     let l = nano.limits().map_err(|e| e.to_string());
     assert_eq!(l.map(|l| (l.ram_bytes, l.flash_bytes)), Ok((224 * 1024, 1024 * 1024)));
@@ -89,15 +89,16 @@ fn the_board_sets_the_limits_unless_overridden() {
     assert_eq!(over.map(|l| (l.ram_bytes, l.flash_bytes)), Ok((100 * 1024, 1024 * 1024)));
     // A board TOML is honoured the same way, its latency limit too.
     let dir = std::env::temp_dir().join(format!("danas-board-limits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut p = danas_cost::Profile::builtin("rpi-pico").unwrap();
+    std::fs::create_dir_all(&dir)?;
+    let mut p = danas_cost::Profile::builtin("rpi-pico")?;
     p.name = "my-board".into();
     p.arena_bytes = Some(100 * 1024);
     p.max_latency_ms = Some(250.0);
     let file = dir.join("board.toml");
-    std::fs::write(&file, p.to_template()).unwrap();
+    std::fs::write(&file, p.to_template())?;
     let c = SearchConfig { mcu: file.display().to_string(), ..SearchConfig::default() };
     let l = c.check().map(|c| c.limits).map_err(|e| e.to_string());
     assert_eq!(l, Ok(Limits { ram_bytes: 100 * 1024, flash_bytes: 2048 * 1024, latency_ms: Some(250.0) }));
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
