@@ -82,34 +82,25 @@ pub fn filter_bank(
 }
 
 /// Integer square root of a 32-bit value, rounded.
-pub fn sqrt32(mut num: u32) -> u16 {
-    if num == 0 {
-        return 0;
-    }
-    let mut res: u32 = 0;
-    let max_bit = (32 - msb32(num) as i32) | 1;
-    let mut bit: u32 = 1u32 << (31 - max_bit);
-    let mut iterations = (31 - max_bit) / 2 + 1;
-    while iterations > 0 {
-        iterations -= 1;
-        if num >= res.wrapping_add(bit) {
-            num -= res + bit;
-            res = (res >> 1) + bit;
-        } else {
-            res >>= 1;
-        }
-        bit >>= 2;
-    }
-    if num > res && res != 0xFFFF {
-        res += 1;
-    }
-    res as u16
+pub fn sqrt32(num: u32) -> u16 {
+    // Below 2^32 the result is at most 0xFFFF.
+    sqrt_rounded(u64::from(num), 0xFFFF) as u16
 }
 
 /// Integer square root of a 64-bit value, rounded.
-pub fn sqrt64(mut num: u64) -> u32 {
-    if num >> 32 == 0 {
-        return u32::from(sqrt32(num as u32));
+pub fn sqrt64(num: u64) -> u32 {
+    // The signal library takes the 32-bit path below 2^32, whose rounding stops at 0xFFFF.
+    let cap = if num >> 32 == 0 { 0xFFFF } else { 0xFFFF_FFFF };
+    sqrt_rounded(num, cap) as u32
+}
+
+/// Bit-by-bit integer square root of `num`, rounded up when the remainder exceeds the
+/// root, unless the root is already `cap`. Starting from the highest even bit at or
+/// below `num`'s top bit, so the 32- and 64-bit forms of the signal library walk the
+/// same bits.
+fn sqrt_rounded(mut num: u64, cap: u64) -> u64 {
+    if num == 0 {
+        return 0;
     }
     let mut res: u64 = 0;
     let max_bit = (64 - msb64(num) as i32) | 1;
@@ -125,10 +116,10 @@ pub fn sqrt64(mut num: u64) -> u32 {
         }
         bit >>= 2;
     }
-    if num > res && res != 0xFFFF_FFFF {
+    if num > res && res != cap {
         res += 1;
     }
-    res as u32
+    res
 }
 
 /// Square root of each channel, shifted down by the FFT's scaling.
